@@ -1,0 +1,64 @@
+// Text <-> token ids. One interface over the tokenizers real models ship with:
+//  - Hugging Face tokenizer.json BPE, sentencepiece-style (U+2581 for spaces, byte fallback
+//    tokens <0xXX>) and GPT-2/Qwen byte-level style (pre-tokenizer regex, byte-to-unicode map);
+//  - the llama2.c tokenizer file (scores; sentencepiece-style merging by score);
+//  - the vocabulary embedded in a GGUF file (tokenizer.ggml.*, model "llama" or "gpt2").
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dspark {
+
+class GgufFile;
+
+class Tokenizer {
+ public:
+  static std::unique_ptr<Tokenizer> from_hf_json(const std::string& tokenizer_json_path);
+  static std::unique_ptr<Tokenizer> from_llama2c(const std::string& path);
+  static std::unique_ptr<Tokenizer> from_gguf(const GgufFile& gguf);
+
+  virtual ~Tokenizer() = default;
+
+  virtual int vocab_size() const = 0;
+  virtual int bos_id() const = 0;  // -1 when the tokenizer has none
+  virtual int eos_id() const = 0;  // -1 when the tokenizer has none
+
+  // Special/added tokens written literally in `text` (e.g. "<|im_start|>") map to their ids.
+  virtual std::vector<int> encode(std::string_view text, bool add_bos) const = 0;
+
+  // The raw bytes token `id` contributes to decoded text, before any start-of-text
+  // adjustment: byte tokens give their byte, U+2581 becomes a space, byte-level BPE maps
+  // back to bytes. Control tokens (BOS, EOS, ...) give "". Out-of-range ids throw Error.
+  virtual std::string token_bytes(int id) const = 0;
+  // The token as stored in the vocabulary (for display and `dspark info`).
+  virtual std::string token_text(int id) const = 0;
+  virtual bool is_control(int id) const = 0;
+
+  // Sentencepiece-style tokenizers drop one leading space from the start of decoded text.
+  virtual bool strips_leading_space() const = 0;
+
+  // Decodes a whole sequence (control tokens render as nothing). Bytes that do not form
+  // valid UTF-8 are kept as they are.
+  std::string decode(const std::vector<int>& ids) const;
+};
+
+// Incremental decoding for streaming: push token ids one at a time, get back only text
+// that is complete UTF-8 (a character split across tokens comes out once whole).
+// Feed it every token of the sequence, prompt included, so start-of-text rules apply once.
+class TextStream {
+ public:
+  explicit TextStream(const Tokenizer& tok) : tok_(tok) {}
+  std::string push(int id);
+  // Whatever is still held back (an incomplete character at the very end), as is.
+  std::string finish();
+
+ private:
+  const Tokenizer& tok_;
+  std::string pending_;
+  bool at_start_ = true;
+};
+
+}  // namespace dspark
