@@ -6,10 +6,14 @@ namespace dspark {
 
 std::string_view dtype_name(DType t) {
   switch (t) {
-    case DType::F32: return "F32";
-    case DType::F16: return "F16";
-    case DType::BF16: return "BF16";
-    case DType::Q8_0: return "Q8_0";
+    case DType::F32:
+      return "F32";
+    case DType::F16:
+      return "F16";
+    case DType::BF16:
+      return "BF16";
+    case DType::Q8_0:
+      return "Q8_0";
   }
   return "?";
 }
@@ -18,17 +22,18 @@ int64_t dtype_block_elems(DType t) { return t == DType::Q8_0 ? 32 : 1; }
 
 size_t dtype_block_bytes(DType t) {
   switch (t) {
-    case DType::F32: return 4;
+    case DType::F32:
+      return 4;
     case DType::F16:
-    case DType::BF16: return 2;
-    case DType::Q8_0: return sizeof(BlockQ8_0);
+    case DType::BF16:
+      return 2;
+    case DType::Q8_0:
+      return sizeof(BlockQ8_0);
   }
   return 0;
 }
 
-size_t dtype_row_bytes(DType t, int64_t n) {
-  return size_t(n / dtype_block_elems(t)) * dtype_block_bytes(t);
-}
+size_t dtype_row_bytes(DType t, int64_t n) { return size_t(n / dtype_block_elems(t)) * dtype_block_bytes(t); }
 
 float f16_to_f32(uint16_t h) {
   const uint32_t sign = uint32_t(h & 0x8000) << 16;
@@ -56,9 +61,9 @@ uint16_t f32_to_f16(float f) {
   std::memcpy(&bits, &f, 4);
   const uint16_t sign = uint16_t((bits >> 16) & 0x8000);
   const uint32_t abs = bits & 0x7fffffff;
-  if (abs > 0x7f800000) return sign | 0x7e00;        // NaN
-  if (abs >= 0x477ff000) return sign | 0x7c00;       // rounds to inf (>= 65520)
-  if (abs < 0x38800000) {                            // subnormal or zero in fp16
+  if (abs > 0x7f800000) return sign | 0x7e00;   // NaN
+  if (abs >= 0x477ff000) return sign | 0x7c00;  // rounds to inf (>= 65520)
+  if (abs < 0x38800000) {                       // subnormal or zero in fp16
     float a;
     std::memcpy(&a, &abs, 4);
     return sign | uint16_t(std::nearbyint(a * 16777216.0f));  // units of 2^-24, ties to even

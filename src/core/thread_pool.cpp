@@ -43,8 +43,10 @@ void ThreadPool::dispatch(CallFn call, void* ctx) {
   wake_.notify_all();
   call(ctx, 0, n);
   for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
-    if (spin < kSpinIterations) cpu_relax();
-    else std::this_thread::yield();
+    if (spin < kSpinIterations)
+      cpu_relax();
+    else
+      std::this_thread::yield();
   }
 }
 

@@ -21,17 +21,28 @@
 namespace dspark {
 
 enum class GgufValueType : uint32_t {
-  UINT8 = 0, INT8 = 1, UINT16 = 2, INT16 = 3, UINT32 = 4, INT32 = 5, FLOAT32 = 6, BOOL = 7,
-  STRING = 8, ARRAY = 9, UINT64 = 10, INT64 = 11, FLOAT64 = 12,
+  UINT8 = 0,
+  INT8 = 1,
+  UINT16 = 2,
+  INT16 = 3,
+  UINT32 = 4,
+  INT32 = 5,
+  FLOAT32 = 6,
+  BOOL = 7,
+  STRING = 8,
+  ARRAY = 9,
+  UINT64 = 10,
+  INT64 = 11,
+  FLOAT64 = 12,
 };
 
 // One metadata value. Scalars keep their declared type; arrays keep their element type.
 struct GgufValue {
   GgufValueType type = GgufValueType::UINT32;
-  uint64_t u = 0;       // unsigned integer types and BOOL
-  int64_t i = 0;        // signed integer types
-  double f = 0;         // FLOAT32 / FLOAT64
-  std::string str;      // STRING
+  uint64_t u = 0;                                   // unsigned integer types and BOOL
+  int64_t i = 0;                                    // signed integer types
+  double f = 0;                                     // FLOAT32 / FLOAT64
+  std::string str;                                  // STRING
   GgufValueType elem_type = GgufValueType::UINT32;  // ARRAY
   std::vector<GgufValue> array;                     // ARRAY
 
