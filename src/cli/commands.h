@@ -1,0 +1,14 @@
+// Each subcommand registers itself on the application; main() only dispatches.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace dspark::cli {
+
+void add_generate(CLI::App& app);
+void add_info(CLI::App& app);
+
+// Resolves -m: the given path, or the project's default model.
+std::string model_path_or_default(const std::string& given);
+
+}  // namespace dspark::cli

@@ -1,0 +1,93 @@
+#include "kernels/sampling.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace dspark {
+
+int argmax(const float* logits, int n) {
+  int best = 0;
+  for (int i = 1; i < n; ++i)
+    if (logits[i] > logits[best]) best = i;
+  return best;
+}
+
+void apply_repeat_penalty(float* logits, int n, const int* recent, int n_recent, float penalty) {
+  if (penalty == 1.0f) return;
+  std::vector<bool> seen(size_t(n), false);
+  for (int i = 0; i < n_recent; ++i) {
+    const int t = recent[i];
+    if (t < 0 || t >= n || seen[size_t(t)]) continue;
+    seen[size_t(t)] = true;
+    logits[t] = logits[t] > 0 ? logits[t] / penalty : logits[t] * penalty;
+  }
+}
+
+void sampling_distribution(const float* logits, int n, const SamplingParams& p, TokenProbs& out) {
+  const float inv_t = 1.0f / p.temperature;
+  auto& ids = out.ids;
+  ids.resize(size_t(n));
+  std::iota(ids.begin(), ids.end(), 0);
+  // Sort by logit descending, index ascending on ties, so the result is deterministic.
+  auto by_logit = [logits](int a, int b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  };
+  size_t keep = size_t(n);
+  if (p.top_k > 0 && size_t(p.top_k) < keep) {
+    keep = size_t(p.top_k);
+    std::partial_sort(ids.begin(), ids.begin() + std::ptrdiff_t(keep), ids.end(), by_logit);
+  } else {
+    std::sort(ids.begin(), ids.end(), by_logit);
+  }
+  ids.resize(keep);
+
+  auto& probs = out.probs;
+  probs.resize(keep);
+  const float mx = logits[ids[0]] * inv_t;
+  double sum = 0;
+  for (size_t i = 0; i < keep; ++i) sum += probs[i] = std::exp(logits[ids[i]] * inv_t - mx);
+  for (auto& q : probs) q = float(q / sum);
+
+  if (p.top_p < 1.0f) {  // smallest prefix whose mass reaches top_p
+    double cum = 0;
+    size_t i = 0;
+    while (i < keep) {
+      cum += probs[i++];
+      if (cum >= p.top_p) break;
+    }
+    keep = i;
+  }
+  if (p.min_p > 0.0f) {
+    const float floor_p = p.min_p * probs[0];
+    size_t i = 1;
+    while (i < keep && probs[i] >= floor_p) ++i;
+    keep = i;
+  }
+  ids.resize(keep);
+  probs.resize(keep);
+  double kept = 0;
+  for (float q : probs) kept += q;
+  for (auto& q : probs) q = float(q / kept);
+}
+
+int sample_from(const TokenProbs& d, float u) {
+  float cum = 0;
+  for (size_t i = 0; i < d.ids.size(); ++i) {
+    cum += d.probs[i];
+    if (u < cum) return d.ids[i];
+  }
+  return d.ids.back();  // rounding left u just above the total
+}
+
+int Sampler::sample(float* logits, int n, const std::vector<int>& history) {
+  if (params_.repeat_penalty != 1.0f && !history.empty()) {
+    const int k = std::min<int>(int(history.size()), params_.repeat_last_n);
+    apply_repeat_penalty(logits, n, history.data() + history.size() - size_t(k), k, params_.repeat_penalty);
+  }
+  if (params_.greedy()) return argmax(logits, n);
+  sampling_distribution(logits, n, params_, scratch_);
+  return sample_from(scratch_, rng_.uniform());
+}
+
+}  // namespace dspark

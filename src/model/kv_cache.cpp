@@ -1,0 +1,40 @@
+#include "model/kv_cache.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace dspark {
+
+KVCache::KVCache(const ModelConfig& c, int n_seqs, int capacity)
+    : n_layers_(c.n_layers), n_seqs_(n_seqs), capacity_(capacity), kv_dim_(c.kv_dim()) {
+  if (n_seqs <= 0 || capacity <= 0) fail("KV cache: need at least one sequence and one position");
+  data_.assign(size_t(n_layers_) * 2 * size_t(n_seqs) * size_t(capacity) * size_t(kv_dim_), 0.0f);
+  lengths_.assign(size_t(n_seqs), 0);
+}
+
+void KVCache::truncate(int seq, int n) {
+  if (seq < 0 || seq >= n_seqs_) fail("KV cache: no sequence ", seq);
+  if (n < 0 || n > lengths_[size_t(seq)])
+    fail("KV cache: cannot truncate sequence ", seq, " of length ", lengths_[size_t(seq)], " to ", n);
+  lengths_[size_t(seq)] = n;
+}
+
+void KVCache::copy(int src, int dst) {
+  if (src < 0 || src >= n_seqs_ || dst < 0 || dst >= n_seqs_)
+    fail("KV cache: no sequence ", src, " or ", dst);
+  const int n = lengths_[size_t(src)];
+  for (int l = 0; l < n_layers_; ++l)
+    for (int w = 0; w < 2; ++w)
+      std::copy_n(data_.data() + offset(l, src, 0, w), size_t(n) * size_t(kv_dim_),
+                  data_.data() + offset(l, dst, 0, w));
+  lengths_[size_t(dst)] = n;
+}
+
+void KVCache::set_length(int seq, int n) {
+  if (n > capacity_)
+    fail("KV cache: sequence ", seq, " would grow to ", n, " positions, capacity is ", capacity_);
+  lengths_[size_t(seq)] = n;
+}
+
+}  // namespace dspark

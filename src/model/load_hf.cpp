@@ -1,0 +1,192 @@
+// Hugging Face folders: config.json + safetensors (single or sharded), Llama / Qwen2 / Qwen3.
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/mapped_file.h"
+#include "formats/safetensors.h"
+#include "model/loaders.h"
+
+namespace dspark {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+json parse_json_file(const std::string& path) {
+  try {
+    return json::parse(read_text_file(path));
+  } catch (const json::exception& e) {
+    fail(path, ": invalid JSON: ", e.what());
+  }
+}
+
+// Typed field access naming the file and the field on any problem.
+struct ConfigReader {
+  const json& j;
+  std::string file;
+
+  const json* find(const char* key) const {
+    auto it = j.find(key);
+    return it == j.end() || it->is_null() ? nullptr : &*it;
+  }
+  int get_int(const char* key) const {
+    const json* v = find(key);
+    if (!v) fail(file, ": missing field '", key, "'");
+    return to_int(*v, key);
+  }
+  int get_int_or(const char* key, int def) const {
+    const json* v = find(key);
+    return v ? to_int(*v, key) : def;
+  }
+  int to_int(const json& v, const char* key) const {
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > (int64_t(1) << 30))
+      fail(file, ": field '", key, "' must be a non-negative integer, got ", v.dump());
+    return int(v.get<int64_t>());
+  }
+  double get_float_or(const char* key, double def) const {
+    const json* v = find(key);
+    if (!v) return def;
+    if (!v->is_number()) fail(file, ": field '", key, "' must be a number, got ", v->dump());
+    return v->get<double>();
+  }
+  bool get_bool_or(const char* key, bool def) const {
+    const json* v = find(key);
+    if (!v) return def;
+    if (!v->is_boolean()) fail(file, ": field '", key, "' must be true or false, got ", v->dump());
+    return v->get<bool>();
+  }
+};
+
+Arch parse_arch(const ConfigReader& r) {
+  const json* a = r.find("architectures");
+  if (!a || !a->is_array() || a->empty() || !(*a)[0].is_string())
+    fail(r.file, ": field 'architectures' must be a list naming the model class");
+  const std::string name = (*a)[0].get<std::string>();
+  if (name == "LlamaForCausalLM" || name == "MistralForCausalLM") return Arch::Llama;
+  if (name == "Qwen2ForCausalLM") return Arch::Qwen2;
+  if (name == "Qwen3ForCausalLM") return Arch::Qwen3;
+  fail(r.file, ": unsupported architecture '", name,
+       "' (supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)");
+}
+
+ModelConfig parse_config(const ConfigReader& r) {
+  ModelConfig c;
+  c.arch = parse_arch(r);
+  c.dim = r.get_int("hidden_size");
+  c.ffn_dim = r.get_int("intermediate_size");
+  c.n_layers = r.get_int("num_hidden_layers");
+  c.n_heads = r.get_int("num_attention_heads");
+  c.n_kv_heads = r.get_int_or("num_key_value_heads", c.n_heads);
+  if (c.n_heads == 0) fail(r.file, ": field 'num_attention_heads' is 0");
+  c.head_dim = r.get_int_or("head_dim", c.dim / c.n_heads);
+  c.vocab_size = r.get_int("vocab_size");
+  c.max_seq_len = r.get_int_or("max_position_embeddings", 2048);
+  c.norm_eps = float(r.get_float_or("rms_norm_eps", 1e-6));
+  c.rope_theta = float(r.get_float_or("rope_theta", 10000.0));
+  if (const json* rp = r.find("rope_parameters"); rp && rp->is_object() && rp->contains("rope_theta"))
+    c.rope_theta =
+        float(ConfigReader{*rp, r.file + " rope_parameters"}.get_float_or("rope_theta", c.rope_theta));
+  for (const char* key : {"rope_scaling", "rope_parameters"}) {
+    const json* s = r.find(key);
+    if (!s || !s->is_object()) continue;
+    const json* type = s->contains("rope_type") ? &(*s)["rope_type"]
+                       : s->contains("type")    ? &(*s)["type"]
+                                                : nullptr;
+    if (type && (!type->is_string() || type->get<std::string>() != "default"))
+      fail(r.file, ": RoPE scaling ", type->dump(), " in '", key, "' is not supported yet");
+  }
+  c.rope_style = RopeStyle::Halves;
+  c.qkv_bias = c.arch == Arch::Qwen2;
+  c.qk_norm = c.arch == Arch::Qwen3;
+  if (c.arch != Arch::Qwen2 && r.get_bool_or("attention_bias", false))
+    fail(r.file, ": attention_bias = true is not supported for this architecture");
+  if (r.get_bool_or("mlp_bias", false)) fail(r.file, ": mlp_bias = true is not supported");
+  if (const json* act = r.find("hidden_act"); act && *act != "silu")
+    fail(r.file, ": hidden_act ", act->dump(), " is not supported (only silu)");
+  c.tied_embeddings = r.get_bool_or("tie_word_embeddings", false);
+  return c;
+}
+
+// eos_token_id may be a number or a list; generation_config.json wins over config.json.
+void read_special_ids(const json& j, GenerationTokens& t) {
+  if (auto it = j.find("bos_token_id"); it != j.end() && it->is_number_integer()) t.bos = it->get<int>();
+  if (auto it = j.find("eos_token_id"); it != j.end()) {
+    if (it->is_number_integer()) t.eos = {it->get<int>()};
+    if (it->is_array()) {
+      t.eos.clear();
+      for (const auto& e : *it)
+        if (e.is_number_integer()) t.eos.push_back(e.get<int>());
+    }
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Model> load_hf_folder(const std::string& dir) {
+  const std::string config_path = (fs::path(dir) / "config.json").string();
+  if (!fs::exists(config_path)) fail(dir, ": no config.json (not a Hugging Face model folder)");
+  const json config = parse_json_file(config_path);
+  if (!config.is_object()) fail(config_path, ": expected a JSON object");
+  auto m = std::make_unique<Model>();
+  m->source = dir;
+  m->format = "safetensors";
+  m->config = parse_config(ConfigReader{config, config_path});
+  read_special_ids(config, m->tokens);
+  const std::string gen_path = (fs::path(dir) / "generation_config.json").string();
+  if (fs::exists(gen_path)) read_special_ids(parse_json_file(gen_path), m->tokens);
+
+  auto set = std::make_shared<SafetensorsSet>(SafetensorsSet::open_folder(dir));
+  m->storage.push_back(set);
+  auto get = [&](const std::string& name, bool required = true) -> TensorView {
+    const SafetensorsEntry* e = set->find(name);
+    if (!e) {
+      if (required) fail(dir, ": missing tensor '", name, "'");
+      return {};
+    }
+    if (!e->view.data) fail(dir, ": tensor '", name, "' has dtype ", e->dtype, ", which is not supported");
+    return e->view;
+  };
+
+  const ModelConfig& c = m->config;
+  m->tok_embeddings = get("model.embed_tokens.weight", false);
+  m->output = get("lm_head.weight", false);
+  if (m->output.empty()) {  // tied: the head is the embedding
+    m->output = m->tok_embeddings;
+    m->config.tied_embeddings = true;
+  }
+  if (m->tok_embeddings.empty()) {
+    if (!c.tied_embeddings) fail(dir, ": missing tensor 'model.embed_tokens.weight'");
+    m->tok_embeddings = m->output;  // some files store only the head of tied embeddings
+  }
+  if (m->tok_embeddings.empty()) fail(dir, ": missing tensor 'model.embed_tokens.weight'");
+  m->output_norm = as_f32(*m, get("model.norm.weight"));
+  for (int i = 0; i < c.n_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    LayerWeights l;
+    l.attn_norm = as_f32(*m, get(p + "input_layernorm.weight"));
+    l.wq = get(p + "self_attn.q_proj.weight");
+    l.wk = get(p + "self_attn.k_proj.weight");
+    l.wv = get(p + "self_attn.v_proj.weight");
+    l.wo = get(p + "self_attn.o_proj.weight");
+    if (c.qkv_bias) {
+      l.bq = as_f32(*m, get(p + "self_attn.q_proj.bias"));
+      l.bk = as_f32(*m, get(p + "self_attn.k_proj.bias"));
+      l.bv = as_f32(*m, get(p + "self_attn.v_proj.bias"));
+    }
+    if (c.qk_norm) {
+      l.q_norm = as_f32(*m, get(p + "self_attn.q_norm.weight"));
+      l.k_norm = as_f32(*m, get(p + "self_attn.k_norm.weight"));
+    }
+    l.ffn_norm = as_f32(*m, get(p + "post_attention_layernorm.weight"));
+    l.w_gate = get(p + "mlp.gate_proj.weight");
+    l.w_up = get(p + "mlp.up_proj.weight");
+    l.w_down = get(p + "mlp.down_proj.weight");
+    m->layers.push_back(std::move(l));
+  }
+  m->validate();
+  return m;
+}
+
+}  // namespace dspark

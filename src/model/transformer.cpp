@@ -1,0 +1,171 @@
+#include "model/transformer.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "kernels/matmul.h"
+#include "kernels/ops.h"
+
+namespace dspark {
+
+namespace {
+const float* f32(const TensorView& t) { return static_cast<const float*>(t.data); }
+}  // namespace
+
+Transformer::Transformer(const Model& model, ThreadPool& pool) : model_(model), pool_(pool) {
+  scores_.resize(size_t(pool.size()));
+}
+
+void Transformer::reserve(int n) {
+  if (n <= reserved_) return;
+  const ModelConfig& c = model_.config;
+  const size_t t = size_t(n);
+  x_.resize(t * size_t(c.dim));
+  xb_.resize(t * size_t(c.dim));
+  out_.resize(t * size_t(c.dim));
+  q_.resize(t * size_t(c.q_dim()));
+  att_.resize(t * size_t(c.q_dim()));
+  k_.resize(t * size_t(c.kv_dim()));
+  v_.resize(t * size_t(c.kv_dim()));
+  gate_.resize(t * size_t(c.ffn_dim));
+  up_.resize(t * size_t(c.ffn_dim));
+  reserved_ = n;
+}
+
+void Transformer::validate(const Batch& b, const KVCache& cache) const {
+  const int vocab = model_.config.vocab_size;
+  std::vector<int> next(size_t(cache.n_seqs()));
+  for (int s = 0; s < cache.n_seqs(); ++s) next[size_t(s)] = cache.length(s);
+  for (int i = 0; i < b.size(); ++i) {
+    const int tok = b.tokens[size_t(i)], seq = b.seqs[size_t(i)], pos = b.positions[size_t(i)];
+    if (tok < 0 || tok >= vocab)
+      fail("batch token ", i, ": id ", tok, " is outside the vocabulary (", vocab, ")");
+    if (seq < 0 || seq >= cache.n_seqs()) fail("batch token ", i, ": no sequence ", seq, " in the KV cache");
+    if (pos != next[size_t(seq)])
+      fail("batch token ", i, ": position ", pos, " does not continue sequence ", seq, " (expected ",
+           next[size_t(seq)], ")");
+    if (pos >= cache.capacity())
+      fail("batch token ", i, ": position ", pos, " exceeds the KV cache capacity of ", cache.capacity());
+    ++next[size_t(seq)];
+  }
+  for (int r : b.logit_rows)
+    if (r < 0 || r >= b.size()) fail("batch: logit row ", r, " is not a token of the batch");
+}
+
+void Transformer::forward(const Batch& batch, KVCache& cache, float* logits) {
+  validate(batch, cache);
+  const ModelConfig& c = model_.config;
+  const int T = batch.size();
+  if (T == 0) return;
+  reserve(T);
+  for (auto& s : scores_) s.resize(size_t(cache.capacity()));
+
+  for (int t = 0; t < T; ++t)
+    dequantize_row(model_.tok_embeddings, batch.tokens[size_t(t)], x_.data() + size_t(t) * size_t(c.dim));
+
+  for (int l = 0; l < c.n_layers; ++l) {
+    attention_layer(l, batch, cache);
+    ffn_layer(l, T);
+  }
+  for (int t = 0; t < T; ++t) cache.set_length(batch.seqs[size_t(t)], batch.positions[size_t(t)] + 1);
+
+  // Final norm and the LM head, only for the rows asked for.
+  const int n_out = int(batch.logit_rows.size());
+  for (int i = 0; i < n_out; ++i)
+    rmsnorm(xb_.data() + size_t(i) * size_t(c.dim),
+            x_.data() + size_t(batch.logit_rows[size_t(i)]) * size_t(c.dim), f32(model_.output_norm), c.dim,
+            c.norm_eps);
+  matmul(model_.output, xb_.data(), n_out, logits, pool_);
+}
+
+void Transformer::attention_layer(int l, const Batch& batch, KVCache& cache) {
+  const ModelConfig& c = model_.config;
+  const LayerWeights& w = model_.layers[size_t(l)];
+  const int T = batch.size(), hd = c.head_dim, qd = c.q_dim(), kvd = c.kv_dim();
+
+  for (int t = 0; t < T; ++t)
+    rmsnorm(xb_.data() + size_t(t) * size_t(c.dim), x_.data() + size_t(t) * size_t(c.dim), f32(w.attn_norm),
+            c.dim, c.norm_eps);
+  matmul(w.wq, xb_.data(), T, q_.data(), pool_);
+  matmul(w.wk, xb_.data(), T, k_.data(), pool_);
+  matmul(w.wv, xb_.data(), T, v_.data(), pool_);
+
+  for (int t = 0; t < T; ++t) {
+    float* q = q_.data() + size_t(t) * size_t(qd);
+    float* k = k_.data() + size_t(t) * size_t(kvd);
+    float* v = v_.data() + size_t(t) * size_t(kvd);
+    if (c.qkv_bias) {
+      add_inplace(q, f32(w.bq), qd);
+      add_inplace(k, f32(w.bk), kvd);
+      add_inplace(v, f32(w.bv), kvd);
+    }
+    const int pos = batch.positions[size_t(t)];
+    for (int h = 0; h < c.n_heads; ++h) {
+      float* qh = q + size_t(h) * size_t(hd);
+      if (c.qk_norm) rmsnorm(qh, qh, f32(w.q_norm), hd, c.norm_eps);
+      if (c.rope_style == RopeStyle::Halves)
+        rope_halves(qh, hd, pos, c.rope_theta);
+      else
+        rope_adjacent(qh, hd, pos, c.rope_theta);
+    }
+    for (int h = 0; h < c.n_kv_heads; ++h) {
+      float* kh = k + size_t(h) * size_t(hd);
+      if (c.qk_norm) rmsnorm(kh, kh, f32(w.k_norm), hd, c.norm_eps);
+      if (c.rope_style == RopeStyle::Halves)
+        rope_halves(kh, hd, pos, c.rope_theta);
+      else
+        rope_adjacent(kh, hd, pos, c.rope_theta);
+    }
+    const int seq = batch.seqs[size_t(t)];
+    std::copy_n(k, kvd, cache.key(l, seq, pos));
+    std::copy_n(v, kvd, cache.value(l, seq, pos));
+  }
+
+  // Each (token, head) attends to its sequence's positions 0..pos: causal inside the batch
+  // because every token of the batch is already in the cache at its own position.
+  const float scale = 1.0f / std::sqrt(float(hd));
+  const int group = c.n_heads / c.n_kv_heads;
+  pool_.run([&](int ti, int nt) {
+    float* scores = scores_[size_t(ti)].data();
+    for (int job = ti; job < T * c.n_heads; job += nt) {
+      const int t = job / c.n_heads, h = job % c.n_heads, kvh = h / group;
+      const int seq = batch.seqs[size_t(t)], n_ctx = batch.positions[size_t(t)] + 1;
+      const float* q = q_.data() + size_t(t) * size_t(qd) + size_t(h) * size_t(hd);
+      for (int p = 0; p < n_ctx; ++p) {
+        const float* k = cache.key(l, seq, p) + size_t(kvh) * size_t(hd);
+        float s = 0;
+        for (int i = 0; i < hd; ++i) s += q[i] * k[i];
+        scores[p] = s * scale;
+      }
+      softmax(scores, n_ctx);
+      float* o = att_.data() + size_t(t) * size_t(qd) + size_t(h) * size_t(hd);
+      std::fill_n(o, hd, 0.0f);
+      for (int p = 0; p < n_ctx; ++p) {
+        const float* v = cache.value(l, seq, p) + size_t(kvh) * size_t(hd);
+        const float a = scores[p];
+        for (int i = 0; i < hd; ++i) o[i] += a * v[i];
+      }
+    }
+  });
+
+  matmul(w.wo, att_.data(), T, out_.data(), pool_);
+  for (int t = 0; t < T; ++t)
+    add_inplace(x_.data() + size_t(t) * size_t(c.dim), out_.data() + size_t(t) * size_t(c.dim), c.dim);
+}
+
+void Transformer::ffn_layer(int l, int T) {
+  const ModelConfig& c = model_.config;
+  const LayerWeights& w = model_.layers[size_t(l)];
+  for (int t = 0; t < T; ++t)
+    rmsnorm(xb_.data() + size_t(t) * size_t(c.dim), x_.data() + size_t(t) * size_t(c.dim), f32(w.ffn_norm),
+            c.dim, c.norm_eps);
+  matmul(w.w_gate, xb_.data(), T, gate_.data(), pool_);
+  matmul(w.w_up, xb_.data(), T, up_.data(), pool_);
+  swiglu(gate_.data(), up_.data(), T * c.ffn_dim);
+  matmul(w.w_down, gate_.data(), T, out_.data(), pool_);
+  for (int t = 0; t < T; ++t)
+    add_inplace(x_.data() + size_t(t) * size_t(c.dim), out_.data() + size_t(t) * size_t(c.dim), c.dim);
+}
+
+}  // namespace dspark

@@ -1,0 +1,48 @@
+// The forward pass of a decoder-only transformer (Llama, Qwen2, Qwen3) over a flattened
+// batch of tokens, with causal attention per sequence through the KV cache.
+#pragma once
+
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "model/batch.h"
+#include "model/kv_cache.h"
+#include "model/model.h"
+
+namespace dspark {
+
+class Transformer {
+ public:
+  Transformer(const Model& model, ThreadPool& pool);
+
+  // Appends the batch's keys/values to the cache and writes the logits of batch.logit_rows
+  // to `logits` ([logit_rows.size(), vocab], row-major). Throws Error (and changes nothing)
+  // for a token out of the vocabulary, an unknown sequence, a position that does not
+  // continue its sequence, or a batch that does not fit in the cache.
+  void forward(const Batch& batch, KVCache& cache, float* logits);
+
+  const Model& model() const { return model_; }
+
+ private:
+  void validate(const Batch& batch, const KVCache& cache) const;
+  void reserve(int n_tokens);
+  void attention_layer(int layer, const Batch& batch, KVCache& cache);
+  void ffn_layer(int layer, int n_tokens);
+
+  const Model& model_;
+  ThreadPool& pool_;
+  // Scratch, grown on demand (never inside a forward once large enough). Shapes per token.
+  int reserved_ = 0;
+  std::vector<float> x_;                    // [T, dim] residual stream
+  std::vector<float> xb_;                   // [T, dim] normed input of a sublayer
+  std::vector<float> q_;                    // [T, q_dim]
+  std::vector<float> k_;                    // [T, kv_dim]
+  std::vector<float> v_;                    // [T, kv_dim]
+  std::vector<float> att_;                  // [T, q_dim] attention output before wo
+  std::vector<float> out_;                  // [T, dim] sublayer output
+  std::vector<float> gate_;                 // [T, ffn_dim]
+  std::vector<float> up_;                   // [T, ffn_dim]
+  std::vector<std::vector<float>> scores_;  // per thread [capacity]
+};
+
+}  // namespace dspark
