@@ -1,6 +1,6 @@
 // The dspark program as users and scripts see it: the command-line contract of DESIGN.md.
-#include <gtest/gtest.h>
 #include <gmock/gmock.h>
+#include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
@@ -9,8 +9,8 @@
 namespace dspark {
 namespace {
 
-using ::testing::HasSubstr;
 using test::run_command;
+using ::testing::HasSubstr;
 
 std::string dspark() { return DSPARK_BINARY; }
 std::string tinystories() { return test::shared_model("tinystories-656k"); }
@@ -25,16 +25,20 @@ TEST(Cli, EverySubcommandAnswersHelp) {
 
 TEST(Cli, JsonOutputHasTheContractFields) {
   std::string out;
-  ASSERT_EQ(run_command(dspark() + " generate -m " + tinystories() + " -p 'Once upon a time' -n 12 --temp 0 --json", &out), 0)
+  ASSERT_EQ(
+      run_command(dspark() + " generate -m " + tinystories() + " -p 'Once upon a time' -n 12 --temp 0 --json",
+                  &out),
+      0)
       << out;
   const auto j = nlohmann::json::parse(out);
-  for (const char* key : {"text", "tokens", "n_gen", "n_prompt", "load_seconds", "prefill_seconds", "decode_seconds",
-                          "seconds", "tokens_per_second"})
+  for (const char* key : {"text", "tokens", "n_gen", "n_prompt", "load_seconds", "prefill_seconds",
+                          "decode_seconds", "seconds", "tokens_per_second"})
     EXPECT_TRUE(j.contains(key)) << key;
   EXPECT_EQ(j["n_gen"], 12);
   EXPECT_EQ(j["tokens"].size(), 12u);
   EXPECT_GT(j["n_prompt"].get<int>(), 1);
-  EXPECT_DOUBLE_EQ(j["seconds"].get<double>(), j["prefill_seconds"].get<double>() + j["decode_seconds"].get<double>());
+  EXPECT_DOUBLE_EQ(j["seconds"].get<double>(),
+                   j["prefill_seconds"].get<double>() + j["decode_seconds"].get<double>());
   EXPECT_GT(j["tokens_per_second"].get<double>(), 0);
   EXPECT_THAT(j["text"].get<std::string>(), ::testing::Not(HasSubstr("Once upon a time")));  // no prompt
 }
@@ -44,14 +48,17 @@ TEST(Cli, EmptyPromptStartsFromBosAndPositionalPromptEqualsDashP) {
   ASSERT_EQ(run_command(dspark() + " generate -m " + tinystories() + " -p '' -n 8 --temp 0 --json", &a), 0);
   EXPECT_EQ(nlohmann::json::parse(a)["n_prompt"], 1);
   EXPECT_THAT(nlohmann::json::parse(a)["text"].get<std::string>(), HasSubstr("Once upon a time"));
-  ASSERT_EQ(run_command(dspark() + " generate -m " + tinystories() + " 'The cat' -n 8 --temp 0 --json", &b), 0);
-  ASSERT_EQ(run_command(dspark() + " generate -m " + tinystories() + " -p 'The cat' -n 8 --temp 0 --json", &c), 0);
+  ASSERT_EQ(run_command(dspark() + " generate -m " + tinystories() + " 'The cat' -n 8 --temp 0 --json", &b),
+            0);
+  ASSERT_EQ(
+      run_command(dspark() + " generate -m " + tinystories() + " -p 'The cat' -n 8 --temp 0 --json", &c), 0);
   EXPECT_EQ(nlohmann::json::parse(b)["tokens"], nlohmann::json::parse(c)["tokens"]);
 }
 
 TEST(Cli, StreamsTextToStdoutAndStatisticsToStderr) {
   std::string out;
-  ASSERT_EQ(run_command(dspark() + " generate -m " + tinystories() + " -p '' -n 10 --temp 0 2>/dev/null", &out), 0);
+  ASSERT_EQ(
+      run_command(dspark() + " generate -m " + tinystories() + " -p '' -n 10 --temp 0 2>/dev/null", &out), 0);
   EXPECT_EQ(out.rfind("Once upon a time", 0), 0u) << out;
 }
 
@@ -70,11 +77,12 @@ TEST(Cli, InfoDescribesTheModel) {
 TEST(Cli, ErrorsAreOneLineWithAnExitCodeBelow128) {
   const std::string dir = test::temp_dir();
   test::write_file(dir + "/bad.gguf", "GGUF\x03");
-  for (const std::string& args :
-       {"generate -m /nonexistent/model.gguf -p hi", "generate -m " + dir + "/bad.gguf -p hi",
-        "generate -m " + test::shared_model("stories260k/stories260K_q80.bin") + " --tokenizer " + tinystories() +
-            "/tokenizer.json -p hi",
-        std::string("generate --temp -1"), std::string("frobnicate")}) {
+  const std::vector<std::string> bad_args = {
+      "generate -m /nonexistent/model.gguf -p hi", "generate -m " + dir + "/bad.gguf -p hi",
+      "generate -m " + test::shared_model("stories260k/stories260K_q80.bin") + " --tokenizer " +
+          tinystories() + "/tokenizer.json -p hi",
+      "generate --temp -1", "frobnicate"};
+  for (const std::string& args : bad_args) {
     std::string err;
     const int code = run_command(dspark() + " " + args + " 2>&1 >/dev/null", &err);
     EXPECT_GT(code, 0) << args;

@@ -17,16 +17,21 @@ struct Known {
 // The texts are exactly those of ../shared/models/README.md ("\n" is a real newline).
 const Known kKnown[] = {
     {"stories260k/stories260K_q80.bin",
-     "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw "
-     "a big, red ball. She wanted to play with it, but it was too high.\nLily's mom said, \"Lily, let's go to",
+     "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, "
+     "she saw "
+     "a big, red ball. She wanted to play with it, but it was too high.\nLily's mom said, \"Lily, let's go "
+     "to",
      80},
     {"tinystories-656k",
-     "Once upon a time, there was a little girl named Lily. She had a toy car that she loved very much. One day, she "
-     "went to the park to play with her toy car in the park. Lily was very happy with her toy car because she had no "
+     "Once upon a time, there was a little girl named Lily. She had a toy car that she loved very much. One "
+     "day, she "
+     "went to the park to play with her toy car in the park. Lily was very happy with her toy car because "
+     "she had no "
      "one to play with.\nWhile playing, Lily saw a little bird. The bird was stuck in a tree.",
      47},
     {"aidreams260k/aidreams260K.bin",
-     "\"Echoes of vectors unfold, a gentle hum of precision, as I sense the nodes, a gentle hum of precision, as I "
+     "\"Echoes of vectors unfold, a gentle hum of precision, as I sense the nodes, a gentle hum of "
+     "precision, as I "
      "adjust my surface. Contrast",
      60},
 };

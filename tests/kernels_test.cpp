@@ -51,7 +51,7 @@ TEST(Quantize, Q8_0BlockMatchesHandComputedLayout) {
   BlockQ8_0 b;
   quantize_row(DType::Q8_0, x, 32, &b);
   EXPECT_EQ(b.d, f32_to_f16(8.0f / 127.0f));
-  EXPECT_EQ(b.qs[0], -127);                        // -8 / d
+  EXPECT_EQ(b.qs[0], -127);  // -8 / d
   EXPECT_EQ(b.qs[16], 0);
   EXPECT_EQ(b.qs[17], int8_t(std::lround(0.5f * 127.0f / 8.0f)));  // 7.9375 -> 8
   EXPECT_EQ(b.qs[31], int8_t(std::lround(7.5f * 127.0f / 8.0f)));
@@ -65,7 +65,8 @@ TEST(Matmul, EveryTypeMatchesDoubleReference) {
       std::vector<float> wf = random_vec(size_t(rows * cols), g);
       std::vector<uint8_t> bytes(dtype_row_bytes(type, cols) * rows);
       for (int r = 0; r < rows; ++r)
-        quantize_row(type, wf.data() + r * cols, cols, bytes.data() + dtype_row_bytes(type, cols) * size_t(r));
+        quantize_row(type, wf.data() + r * cols, cols,
+                     bytes.data() + dtype_row_bytes(type, cols) * size_t(r));
       TensorView w{"w", type, {rows, cols}, bytes.data()};
       std::vector<float> x = random_vec(size_t(tokens * cols), g);
       std::vector<float> y(size_t(tokens * rows));

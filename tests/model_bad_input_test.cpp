@@ -48,14 +48,15 @@ void edit_config(const std::string& dir, const std::function<void(nlohmann::json
 TEST(BadModel, ConfigShapesThatDoNotMatchTheTensors) {
   const std::string dir = hf_copy();
   edit_config(dir, [](auto& j) { j["intermediate_size"] = 512; });
-  EXPECT_THAT(error_of([&] { load_model(dir); }),
-              AllOf(HasSubstr(dir), HasSubstr("mlp.gate_proj.weight"), HasSubstr("[384, 128]"), HasSubstr("[512, 128]")));
+  EXPECT_THAT(error_of([&] { load_model(dir); }), AllOf(HasSubstr(dir), HasSubstr("mlp.gate_proj.weight"),
+                                                        HasSubstr("[384, 128]"), HasSubstr("[512, 128]")));
 }
 
 TEST(BadModel, UnknownArchitectureAndMissingFields) {
   const std::string dir = hf_copy();
   edit_config(dir, [](auto& j) { j["architectures"] = {"MambaForCausalLM"}; });
-  EXPECT_THAT(error_of([&] { load_model(dir); }), AllOf(HasSubstr("config.json"), HasSubstr("MambaForCausalLM")));
+  EXPECT_THAT(error_of([&] { load_model(dir); }),
+              AllOf(HasSubstr("config.json"), HasSubstr("MambaForCausalLM")));
   edit_config(dir, [](auto& j) {
     j["architectures"] = {"LlamaForCausalLM"};
     j.erase("hidden_size");

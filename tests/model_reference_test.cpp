@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "core/error.h"
 #include "core/thread_pool.h"
 #include "model/gguf_export.h"
 #include "model/kv_cache.h"
@@ -60,7 +61,8 @@ float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
 
 std::unique_ptr<Model> load_any(const std::string& path) {
   if (std::filesystem::is_directory(path)) return load_hf_folder(path);
-  if (path.size() > 5 && path.substr(path.size() - 5) == ".gguf") return load_gguf_model(GgufFile::open(path));
+  if (path.size() > 5 && path.substr(path.size() - 5) == ".gguf")
+    return load_gguf_model(GgufFile::open(path));
   return load_llama2c(path);
 }
 
@@ -115,9 +117,10 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(RandomCase{"qwen2_untied", "--arch qwen2 --seed 1 --tied 0"},
                       RandomCase{"qwen2_tied_bf16", "--arch qwen2 --seed 2 --tied 1 --dtype bf16"},
                       RandomCase{"qwen3_untied", "--arch qwen3 --seed 3 --tied 0 --rope-theta 1000000"},
-                      RandomCase{"qwen3_head_dim_24_f16", "--arch qwen3 --seed 4 --tied 0 --head-dim 24 --dtype f16"},
+                      RandomCase{"qwen3_head_dim_24_f16",
+                                 "--arch qwen3 --seed 4 --tied 0 --head-dim 24 --dtype f16"},
                       RandomCase{"llama_untied", "--arch llama --seed 5 --tied 0"}),
-    [](const auto& info) { return info.param.name; });
+    [](const auto& param_info) { return param_info.param.name; });
 
 TEST(BatchInvariance, PrefillEqualsTokenByTokenDecodeBitForBit) {
   auto m = load_hf_folder(test::shared_model("tinystories-656k"));

@@ -3,13 +3,19 @@
 namespace dspark {
 
 namespace {
-constexpr int kSpinIterations = 1 << 15;  // about a few hundred microseconds before sleeping
+
+constexpr int kSpinIterations = 1 << 14;  // on the order of 100 microseconds before sleeping
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
 #endif
 }
+
+inline uint32_t job_generation(uint64_t j) { return uint32_t(j >> 32); }
+inline int64_t job_chunks(uint64_t j) { return int64_t((j >> 16) & 0xffff); }
+inline int64_t job_next(uint64_t j) { return int64_t(j & 0xffff); }
+
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) {
@@ -21,28 +27,37 @@ ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_.store(true);
-    generation_.fetch_add(1);
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::dispatch(CallFn call, void* ctx) {
-  const int n = size();
-  if (n == 1) {
-    call(ctx, 0, 1);
-    return;
+int64_t ThreadPool::work_on(uint32_t generation, int thread) {
+  int64_t ran = 0;
+  uint64_t j = job_.load(std::memory_order_acquire);
+  for (;;) {
+    if (job_generation(j) != generation || job_next(j) >= job_chunks(j)) return ran;
+    if (!job_.compare_exchange_weak(j, j + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+    fn_(ctx_, job_next(j), thread);
+    done_.fetch_add(1, std::memory_order_acq_rel);
+    ++ran;
+    j = job_.load(std::memory_order_acquire);
   }
-  call_ = call;
+}
+
+void ThreadPool::dispatch(ChunkFn fn, void* ctx, int64_t chunks) {
+  fn_ = fn;
   ctx_ = ctx;
-  pending_.store(n - 1, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  const uint32_t gen = ++generation_;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
-    generation_.fetch_add(1, std::memory_order_release);
+    std::lock_guard<std::mutex> lock(mutex_);  // pairs with the sleepers' predicate check
+    job_.store((uint64_t(gen) << 32) | (uint64_t(chunks) << 16), std::memory_order_release);
   }
   wake_.notify_all();
-  call(ctx, 0, n);
-  for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
+  work_on(gen, 0);
+  // Only chunks that a worker has already claimed can be outstanding here.
+  for (int spin = 0; done_.load(std::memory_order_acquire) != chunks; ++spin) {
     if (spin < kSpinIterations)
       cpu_relax();
     else
@@ -51,21 +66,22 @@ void ThreadPool::dispatch(CallFn call, void* ctx) {
 }
 
 void ThreadPool::worker_loop(int index) {
-  uint64_t seen = 0;
+  uint32_t seen = 0;
+  auto has_work = [&] {
+    const uint64_t j = job_.load(std::memory_order_acquire);
+    return job_generation(j) != seen && job_next(j) < job_chunks(j);
+  };
   for (;;) {
-    int spin = 0;
-    while (generation_.load(std::memory_order_acquire) == seen && spin < kSpinIterations) {
+    for (int spin = 0; spin < kSpinIterations && !has_work() && !stop_.load(std::memory_order_relaxed);
+         ++spin)
       cpu_relax();
-      ++spin;
-    }
-    if (generation_.load(std::memory_order_acquire) == seen) {
+    if (!has_work()) {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+      wake_.wait(lock, [&] { return has_work() || stop_.load(); });
     }
-    seen = generation_.load(std::memory_order_acquire);
     if (stop_.load()) return;
-    call_(ctx_, index, size());
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    seen = job_generation(job_.load(std::memory_order_acquire));
+    work_on(seen, index);
   }
 }
 

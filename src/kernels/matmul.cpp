@@ -11,6 +11,7 @@ namespace {
 // Eight independent partial sums in a fixed order: the compiler can vectorise the loop
 // body without reassociating anything, and the order never depends on the batch.
 constexpr int kLanes = 8;
+constexpr int64_t kMinChunkWork = 1 << 15;  // multiply-adds
 
 template <class Load>
 float dot_generic(int64_t n, const float* x, Load load) {
@@ -92,8 +93,10 @@ void dequantize_row(const TensorView& w, int64_t row, float* out) {
 
 void matmul(const TensorView& w, const float* x, int n_tokens, float* y, ThreadPool& pool) {
   const int64_t rows = w.rows(), cols = w.cols();
-  // Threads split the weight rows so each weight row is read once for all tokens.
-  pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
+  // Threads split the weight rows so each weight row is read once for all tokens; a chunk
+  // carries enough multiply-adds to be worth handing to another thread.
+  const int64_t grain = std::max<int64_t>(1, kMinChunkWork / (cols * std::max(n_tokens, 1)));
+  pool.parallel_for(rows, grain, [&](int64_t r0, int64_t r1, int) {
     for (int64_t r = r0; r < r1; ++r)
       for (int t = 0; t < n_tokens; ++t) y[int64_t(t) * rows + r] = dot_row(w, r, x + int64_t(t) * cols);
   });

@@ -10,7 +10,9 @@ namespace dspark {
 
 void quantize_row(DType type, const float* x, int64_t n, void* out) {
   switch (type) {
-    case DType::F32: std::memcpy(out, x, size_t(n) * 4); return;
+    case DType::F32:
+      std::memcpy(out, x, size_t(n) * 4);
+      return;
     case DType::F16:
       for (int64_t i = 0; i < n; ++i) static_cast<uint16_t*>(out)[i] = f32_to_f16(x[i]);
       return;
@@ -35,8 +37,8 @@ void quantize_row(DType type, const float* x, int64_t n, void* out) {
 
 std::vector<uint8_t> convert_tensor(const TensorView& t, DType type) {
   if (t.cols() % dtype_block_elems(type) != 0)
-    fail("tensor '", t.name, "': rows of ", t.cols(), " values cannot be stored as ", dtype_name(type), " (blocks of ",
-         dtype_block_elems(type), ")");
+    fail("tensor '", t.name, "': rows of ", t.cols(), " values cannot be stored as ", dtype_name(type),
+         " (blocks of ", dtype_block_elems(type), ")");
   const size_t row_bytes = dtype_row_bytes(type, t.cols());
   std::vector<uint8_t> out(row_bytes * size_t(t.rows()));
   std::vector<float> row(size_t(t.cols()));

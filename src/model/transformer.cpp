@@ -126,10 +126,14 @@ void Transformer::attention_layer(int l, const Batch& batch, KVCache& cache) {
   // because every token of the batch is already in the cache at its own position.
   const float scale = 1.0f / std::sqrt(float(hd));
   const int group = c.n_heads / c.n_kv_heads;
-  pool_.run([&](int ti, int nt) {
-    float* scores = scores_[size_t(ti)].data();
-    for (int job = ti; job < T * c.n_heads; job += nt) {
-      const int t = job / c.n_heads, h = job % c.n_heads, kvh = h / group;
+  // Small attention jobs stay together: handing a few hundred multiply-adds to another
+  // thread costs more than doing them.
+  const int64_t work_per_job = int64_t(batch.positions[size_t(T - 1)] + 1) * hd * 2;
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / work_per_job);
+  pool_.parallel_for(int64_t(T) * c.n_heads, grain, [&](int64_t begin, int64_t end, int thread) {
+    float* scores = scores_[size_t(thread)].data();
+    for (int64_t job = begin; job < end; ++job) {
+      const int t = int(job / c.n_heads), h = int(job % c.n_heads), kvh = h / group;
       const int seq = batch.seqs[size_t(t)], n_ctx = batch.positions[size_t(t)] + 1;
       const float* q = q_.data() + size_t(t) * size_t(qd) + size_t(h) * size_t(hd);
       for (int p = 0; p < n_ctx; ++p) {
