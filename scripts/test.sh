@@ -33,7 +33,7 @@ if [ -f tests/fuzz/CMakeLists.txt ]; then
   for target in gguf safetensors; do
     corpus=$(mktemp -d)
     cp tests/fuzz/seeds/"$target"/* "$corpus"/ 2>/dev/null || true
-    build-fuzz/tests/fuzz/fuzz_$target -max_total_time="$fuzz_seconds" -print_final_stats=0 "$corpus" 2>&1 | tail -n 2
+    build-fuzz/tests/fuzz/fuzz_$target -dict=tests/fuzz/$target.dict -max_total_time="$fuzz_seconds" -print_final_stats=0 "$corpus" 2>&1 | tail -n 2
     rm -rf "$corpus"
   done
 fi

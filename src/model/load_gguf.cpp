@@ -59,7 +59,7 @@ std::unique_ptr<Model> load_gguf_model(const std::shared_ptr<GgufFile>& gguf) {
     if (!t->supported())
       fail(g.label(), ": tensor '", name, "' has type ", ggml_type_name(t->ggml_type),
            ", which is not supported yet");
-    return t->view;
+    return aligned(*m, t->view);
   };
   m->tok_embeddings = get("token_embd.weight");
   c.vocab_size = int(m->tok_embeddings.shape.empty() ? 0 : m->tok_embeddings.shape[0]);

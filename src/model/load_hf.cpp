@@ -146,7 +146,7 @@ std::unique_ptr<Model> load_hf_folder(const std::string& dir) {
       return {};
     }
     if (!e->view.data) fail(dir, ": tensor '", name, "' has dtype ", e->dtype, ", which is not supported");
-    return e->view;
+    return aligned(*m, e->view);
   };
 
   const ModelConfig& c = m->config;
