@@ -13,8 +13,9 @@ Generator::Generator(const LoadedModel& model, ThreadPool& pool) : lm_(model), p
 
 std::vector<int> Generator::tokenize_prompt(const std::string& prompt) const {
   std::vector<int> ids;
+  // BOS when the tokenizer asks for it, and always for an empty prompt (-p "").
   const int bos = lm_.model->tokens.bos;
-  if (bos >= 0) ids.push_back(bos);
+  if (bos >= 0 && (lm_.tokenizer->add_bos_default() || prompt.empty())) ids.push_back(bos);
   const std::vector<int> text = lm_.tokenizer->encode(prompt, false);
   ids.insert(ids.end(), text.begin(), text.end());
   if (ids.empty()) fail("the prompt is empty and the model has no beginning-of-sequence token");

@@ -91,7 +91,9 @@ std::unique_ptr<Model> load_gguf_model(const std::shared_ptr<GgufFile>& gguf) {
     m->layers.push_back(std::move(l));
   }
   if (g.find("tokenizer.ggml.bos_token_id")) m->tokens.bos = int(g.get_uint("tokenizer.ggml.bos_token_id"));
-  if (g.find("tokenizer.ggml.eos_token_id")) m->tokens.eos = {int(g.get_uint("tokenizer.ggml.eos_token_id"))};
+  // End of sequence, and end of turn for chat models: either ends generation.
+  for (const char* key : {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"})
+    if (g.find(key)) m->tokens.eos.push_back(int(g.get_uint(key)));
   m->validate();
   return m;
 }

@@ -25,8 +25,16 @@ class Tokenizer {
   virtual int vocab_size() const = 0;
   virtual int bos_id() const = 0;  // -1 when the tokenizer has none
   virtual int eos_id() const = 0;  // -1 when the tokenizer has none
+  // Whether prompts for this model start with BOS (tokenizer_config.json add_bos_token or
+  // the post-processor template, GGUF tokenizer.ggml.add_bos_token; llama2.c: always).
+  // Callers pass it as encode()'s add_bos; false when there is no BOS.
+  virtual bool add_bos_default() const { return bos_id() >= 0; }
+  // Id of the token stored as `text` (e.g. "<|im_end|>"), or -1 when there is none.
+  virtual int token_id(std::string_view /*text*/) const { return -1; }
 
   // Special/added tokens written literally in `text` (e.g. "<|im_start|>") map to their ids.
+  // Sentencepiece-style tokenizers add their dummy-prefix space at the start of the text and
+  // again after each such literal token (as llama.cpp and Hugging Face do).
   virtual std::vector<int> encode(std::string_view text, bool add_bos) const = 0;
 
   // The raw bytes token `id` contributes to decoded text, before any start-of-text
