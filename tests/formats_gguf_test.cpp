@@ -533,8 +533,7 @@ TEST(Gguf, EmptyFileHasNoTensors) {
 
 // The fuzz seeds (tests/fuzz/seeds, made by fuzz_make_seeds) must stay valid files.
 TEST(Gguf, FuzzSeedsAreValid) {
-  const std::filesystem::path dir =
-      std::filesystem::path(DSPARK_TEST_DATA) / ".." / "fuzz" / "seeds" / "gguf";
+  const std::filesystem::path dir = std::filesystem::path(DSPARK_FUZZ_SEEDS) / "gguf";
   int n = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     EXPECT_NO_THROW(GgufFile::open(entry.path().string())) << entry.path();

@@ -324,8 +324,7 @@ TEST(Safetensors, FolderErrors) {
 
 // The fuzz seeds (tests/fuzz/seeds, made by fuzz_make_seeds) must stay valid files.
 TEST(Safetensors, FuzzSeedsAreValid) {
-  const std::filesystem::path dir =
-      std::filesystem::path(DSPARK_TEST_DATA) / ".." / "fuzz" / "seeds" / "safetensors";
+  const std::filesystem::path dir = std::filesystem::path(DSPARK_FUZZ_SEEDS) / "safetensors";
   int n = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     EXPECT_NO_THROW(SafetensorsFile::open(entry.path().string())) << entry.path();
