@@ -33,7 +33,7 @@ void Transformer::reserve(int n) {
   reserved_ = n;
 }
 
-void Transformer::validate(const Batch& b, const KVCache& cache) const {
+void Transformer::validate(const Batch& b, const KVCache& cache, const HiddenTaps* taps) const {
   const int vocab = model_.config.vocab_size;
   std::vector<int> next(size_t(cache.n_seqs()));
   for (int s = 0; s < cache.n_seqs(); ++s) next[size_t(s)] = cache.length(s);
@@ -49,12 +49,38 @@ void Transformer::validate(const Batch& b, const KVCache& cache) const {
       fail("batch token ", i, ": position ", pos, " exceeds the KV cache capacity of ", cache.capacity());
     ++next[size_t(seq)];
   }
+  if (!b.attend_until.empty()) {
+    if (int(b.attend_until.size()) != b.size())
+      fail("batch: attention ranges for ", b.attend_until.size(), " of ", b.size(), " tokens");
+    for (int i = 0; i < b.size(); ++i) {
+      const int until = b.attend_until[size_t(i)], pos = b.positions[size_t(i)], seq = b.seqs[size_t(i)];
+      if (until < pos || until >= next[size_t(seq)])
+        fail("batch token ", i, ": attends up to position ", until, ", outside [", pos, ", ",
+             next[size_t(seq)] - 1, "] of sequence ", seq);
+    }
+  }
   for (int r : b.logit_rows)
     if (r < 0 || r >= b.size()) fail("batch: logit row ", r, " is not a token of the batch");
+  if (taps) {
+    if (!taps->out && !taps->layers.empty()) fail("hidden taps: no output buffer");
+    for (int l : taps->layers)
+      if (l < -1 || l >= model_.config.n_layers)
+        fail("hidden taps: layer ", l, " does not exist (the model has ", model_.config.n_layers, " layers)");
+  }
 }
 
-void Transformer::forward(const Batch& batch, KVCache& cache, float* logits) {
-  validate(batch, cache);
+void Transformer::copy_taps(int layer, int n_tokens, const HiddenTaps* taps) {
+  if (!taps) return;
+  const size_t dim = size_t(model_.config.dim), width = taps->layers.size() * dim;
+  for (size_t i = 0; i < taps->layers.size(); ++i) {
+    if (taps->layers[i] != layer) continue;
+    for (int t = 0; t < n_tokens; ++t)
+      std::copy_n(x_.data() + size_t(t) * dim, dim, taps->out + size_t(t) * width + i * dim);
+  }
+}
+
+void Transformer::forward(const Batch& batch, KVCache& cache, float* logits, const HiddenTaps* taps) {
+  validate(batch, cache, taps);
   const ModelConfig& c = model_.config;
   const int T = batch.size();
   if (T == 0) return;
@@ -64,9 +90,11 @@ void Transformer::forward(const Batch& batch, KVCache& cache, float* logits) {
   for (int t = 0; t < T; ++t)
     dequantize_row(model_.tok_embeddings, batch.tokens[size_t(t)], x_.data() + size_t(t) * size_t(c.dim));
 
+  copy_taps(-1, T, taps);
   for (int l = 0; l < c.n_layers; ++l) {
     attention_layer(l, batch, cache);
     ffn_layer(l, T);
+    copy_taps(l, T, taps);
   }
   for (int t = 0; t < T; ++t) cache.set_length(batch.seqs[size_t(t)], batch.positions[size_t(t)] + 1);
 
@@ -122,19 +150,21 @@ void Transformer::attention_layer(int l, const Batch& batch, KVCache& cache) {
     std::copy_n(v, kvd, cache.value(l, seq, pos));
   }
 
-  // Each (token, head) attends to its sequence's positions 0..pos: causal inside the batch
-  // because every token of the batch is already in the cache at its own position.
+  // Each (token, head) attends to its sequence's positions 0..pos (or 0..attend_until): causal
+  // inside the batch because every token of the batch is already in the cache at its position.
   const float scale = 1.0f / std::sqrt(float(hd));
   const int group = c.n_heads / c.n_kv_heads;
   // Small attention jobs stay together: handing a few hundred multiply-adds to another
   // thread costs more than doing them.
-  const int64_t work_per_job = int64_t(batch.positions[size_t(T - 1)] + 1) * hd * 2;
+  const int64_t work_per_job = int64_t(cache.length(batch.seqs[0]) + T) * hd * 2;
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / work_per_job);
   pool_.parallel_for(int64_t(T) * c.n_heads, grain, [&](int64_t begin, int64_t end, int thread) {
     float* scores = scores_[size_t(thread)].data();
     for (int64_t job = begin; job < end; ++job) {
       const int t = int(job / c.n_heads), h = int(job % c.n_heads), kvh = h / group;
-      const int seq = batch.seqs[size_t(t)], n_ctx = batch.positions[size_t(t)] + 1;
+      const int seq = batch.seqs[size_t(t)];
+      const int n_ctx =
+          (batch.attend_until.empty() ? batch.positions[size_t(t)] : batch.attend_until[size_t(t)]) + 1;
       const float* q = q_.data() + size_t(t) * size_t(qd) + size_t(h) * size_t(hd);
       for (int p = 0; p < n_ctx; ++p) {
         const float* k = cache.key(l, seq, p) + size_t(kvh) * size_t(hd);

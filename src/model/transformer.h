@@ -11,20 +11,29 @@
 
 namespace dspark {
 
+// Raw residual-stream outputs of chosen decoder layers for every token of a batch, as
+// DSpark's drafter reads them. Layer -1 is the embedding output.
+struct HiddenTaps {
+  std::vector<int> layers;
+  float* out = nullptr;  // [batch tokens, layers.size() * dim], layers concatenated in list order
+};
+
 class Transformer {
  public:
   Transformer(const Model& model, ThreadPool& pool);
 
   // Appends the batch's keys/values to the cache and writes the logits of batch.logit_rows
-  // to `logits` ([logit_rows.size(), vocab], row-major). Throws Error (and changes nothing)
-  // for a token out of the vocabulary, an unknown sequence, a position that does not
-  // continue its sequence, or a batch that does not fit in the cache.
-  void forward(const Batch& batch, KVCache& cache, float* logits);
+  // to `logits` ([logit_rows.size(), vocab], row-major), and the requested hidden states.
+  // Throws Error (and changes nothing) for a token out of the vocabulary, an unknown
+  // sequence, a position that does not continue its sequence, an attention range past the
+  // sequence's end, a tapped layer that does not exist, or a batch that does not fit.
+  void forward(const Batch& batch, KVCache& cache, float* logits, const HiddenTaps* taps = nullptr);
 
   const Model& model() const { return model_; }
 
  private:
-  void validate(const Batch& batch, const KVCache& cache) const;
+  void validate(const Batch& batch, const KVCache& cache, const HiddenTaps* taps) const;
+  void copy_taps(int layer, int n_tokens, const HiddenTaps* taps);
   void reserve(int n_tokens);
   void attention_layer(int layer, const Batch& batch, KVCache& cache);
   void ffn_layer(int layer, int n_tokens);
