@@ -80,6 +80,40 @@ TEST(BadModel, MissingTensor) {
               AllOf(HasSubstr(dir), HasSubstr("missing tensor 'model.layers.1.self_attn.v_proj.weight'")));
 }
 
+// A safetensors file written by hand so that one tensor can have a dtype dspark does not read.
+TEST(BadModel, UnsupportedDtype) {
+  const std::string dir = test::temp_dir();
+  fs::copy_file(test::shared_model("tinystories-656k/config.json"), dir + "/config.json");
+  auto full = SafetensorsFile::open(test::shared_model("tinystories-656k/model.safetensors"));
+  nlohmann::json header = nlohmann::json::object();
+  std::string data;
+  for (const auto& [name, e] : full->tensors()) {
+    std::string bytes(static_cast<const char*>(e.view.data), e.view.nbytes());
+    std::string dtype = "F32";
+    if (name == "model.norm.weight") {  // widen to F64
+      std::string wide;
+      for (size_t i = 0; i < bytes.size(); i += 4) {
+        float f;
+        std::memcpy(&f, bytes.data() + i, 4);
+        const double d = f;
+        wide.append(reinterpret_cast<const char*>(&d), 8);
+      }
+      bytes = wide;
+      dtype = "F64";
+    }
+    header[name] = {{"dtype", dtype},
+                    {"shape", e.view.shape},
+                    {"data_offsets", {data.size(), data.size() + bytes.size()}}};
+    data += bytes;
+  }
+  std::string h = header.dump();
+  h.resize((h.size() + 7) / 8 * 8, ' ');
+  const uint64_t n = h.size();
+  test::write_file(dir + "/model.safetensors", std::string(reinterpret_cast<const char*>(&n), 8) + h + data);
+  EXPECT_THAT(error_of([&] { load_hf_folder(dir); }), AllOf(HasSubstr(dir), HasSubstr("'model.norm.weight'"),
+                                                            HasSubstr("F64"), HasSubstr("not supported")));
+}
+
 TEST(BadModel, TokenizerFromAnotherModel) {
   EXPECT_THAT(error_of([&] {
                 load_model(test::shared_model("stories260k/stories260K_q80.bin"),
