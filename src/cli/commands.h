@@ -7,6 +7,9 @@ namespace dspark::cli {
 
 void add_generate(CLI::App& app);
 void add_info(CLI::App& app);
+void add_synth(CLI::App& app);
+void add_quantize(CLI::App& app);
+void add_bench(CLI::App& app);
 
 // Resolves -m: the given path, or the project's default model.
 std::string model_path_or_default(const std::string& given);

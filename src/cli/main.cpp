@@ -19,6 +19,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   dspark::cli::add_generate(app);
   dspark::cli::add_info(app);
+  dspark::cli::add_bench(app);
+  dspark::cli::add_synth(app);
+  dspark::cli::add_quantize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

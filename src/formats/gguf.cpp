@@ -7,6 +7,7 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <set>
@@ -768,8 +769,8 @@ void GgufWriter::set_value(const std::string& key, const GgufValue& v) {
   kv_.emplace_back(key, v);
 }
 
-void GgufWriter::add_tensor(const std::string& name, DType type, const std::vector<int64_t>& shape,
-                            const void* data) {
+uint64_t GgufWriter::check_new_tensor(const std::string& name, DType type,
+                                      const std::vector<int64_t>& shape) const {
   for (const Pending& p : tensors_)
     if (p.name == name) fail("GgufWriter: tensor '", name, "' added twice");
   if (shape.size() > kMaxDims)
@@ -783,17 +784,36 @@ void GgufWriter::add_tensor(const std::string& name, DType type, const std::vect
   if (cols % dtype_block_elems(type) != 0)
     fail("GgufWriter: tensor '", name, "': row length ", cols, " is not a multiple of the ", dtype_name(type),
          " block size");
-  const size_t nbytes = size_t(numel / uint64_t(dtype_block_elems(type))) * dtype_block_bytes(type);
+  return numel / uint64_t(dtype_block_elems(type)) * dtype_block_bytes(type);
+}
+
+void GgufWriter::add_tensor(const std::string& name, DType type, const std::vector<int64_t>& shape,
+                            const void* data) {
+  const uint64_t nbytes = check_new_tensor(name, type, shape);
   if (nbytes > 0 && !data) fail("GgufWriter: tensor '", name, "' has no data");
   Pending p;
   p.name = name;
   p.ggml_type = ggml_from_dtype(type);
   p.ne.assign(shape.rbegin(), shape.rend());
-  if (nbytes > 0) p.bytes.assign(static_cast<const char*>(data), nbytes);
+  p.nbytes = nbytes;
+  if (nbytes > 0) p.bytes.assign(static_cast<const char*>(data), size_t(nbytes));
   tensors_.push_back(std::move(p));
 }
 
-std::string GgufWriter::serialize() const {
+void GgufWriter::add_tensor_source(const std::string& name, DType type, const std::vector<int64_t>& shape,
+                                   TensorSource source) {
+  const uint64_t nbytes = check_new_tensor(name, type, shape);
+  if (!source) fail("GgufWriter: tensor '", name, "' has no source");
+  Pending p;
+  p.name = name;
+  p.ggml_type = ggml_from_dtype(type);
+  p.ne.assign(shape.rbegin(), shape.rend());
+  p.nbytes = nbytes;
+  p.source = std::move(source);
+  tensors_.push_back(std::move(p));
+}
+
+std::string GgufWriter::header() const {
   std::vector<std::pair<std::string, GgufValue>> kv = kv_;
   const bool has_alignment_key =
       std::any_of(kv.begin(), kv.end(), [](const auto& p) { return p.first == "general.alignment"; });
@@ -819,23 +839,63 @@ std::string GgufWriter::serialize() const {
     for (int64_t d : t.ne) put<uint64_t>(out, uint64_t(d));
     put<uint32_t>(out, t.ggml_type);
     put<uint64_t>(out, offset);
-    offset = align_up(offset + t.bytes.size(), alignment_);
+    offset = align_up(offset + t.nbytes, alignment_);
   }
   pad_to(out, alignment_);
+  return out;
+}
+
+void GgufWriter::for_each_data(const std::function<void(const std::string&)>& emit) const {
+  std::string produced;
+  // The data section starts aligned, so padding each tensor's end keeps offsets and file
+  // positions in step.
+  const std::string pad(size_t(alignment_), '\0');
   for (const Pending& t : tensors_) {
-    out += t.bytes;
-    pad_to(out, alignment_);  // the data section starts aligned, so file-relative padding matches offsets
+    const std::string* bytes = &t.bytes;
+    if (t.source) {
+      produced.clear();
+      t.source(produced);
+      if (produced.size() != t.nbytes)
+        fail("GgufWriter: tensor '", t.name, "': its source produced ", produced.size(), " bytes, expected ",
+             t.nbytes);
+      bytes = &produced;
+    }
+    emit(*bytes);
+    const uint64_t tail = align_up(t.nbytes, alignment_) - t.nbytes;
+    if (tail > 0) emit(pad.substr(0, size_t(tail)));
   }
+}
+
+std::string GgufWriter::serialize() const {
+  std::string out = header();
+  for_each_data([&](const std::string& bytes) { out += bytes; });
   return out;
 }
 
 void GgufWriter::write(const std::string& path) const {
-  const std::string bytes = serialize();
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  const std::string tmp = path + ".partial";
+  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
   if (!out) fail(path, ": cannot create: ", std::strerror(errno));
-  out.write(bytes.data(), std::streamsize(bytes.size()));
-  out.close();
-  if (!out) fail(path, ": cannot write ", bytes.size(), " bytes");
+  uint64_t written = 0;
+  auto put_bytes = [&](const std::string& bytes) {
+    out.write(bytes.data(), std::streamsize(bytes.size()));
+    if (!out) fail(path, ": cannot write ", bytes.size(), " bytes at byte ", written);
+    written += bytes.size();
+  };
+  try {
+    put_bytes(header());
+    for_each_data(put_bytes);
+    out.close();
+    if (!out) fail(path, ": cannot write ", written, " bytes");
+    std::error_code ec;
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) fail(path, ": cannot rename ", tmp, " to it: ", ec.message());
+  } catch (...) {
+    out.close();
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    throw;
+  }
 }
 
 }  // namespace dspark

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -107,7 +108,9 @@ class GgufFile {
   std::shared_ptr<MappedFile> file_;  // null when parsing caller-owned bytes
 };
 
-// Builds a GGUF file in memory and writes it. Tensors are copied at add time.
+// Builds a GGUF file and writes it. Tensors given as bytes are copied at add time; tensors
+// given as a source are produced when the file is written, one at a time, so a file larger
+// than memory can be written.
 class GgufWriter {
  public:
   explicit GgufWriter(uint64_t alignment = 32);
@@ -127,16 +130,34 @@ class GgufWriter {
   void add_tensor(const std::string& name, DType type, const std::vector<int64_t>& shape, const void* data);
   void add_tensor(const TensorView& t) { add_tensor(t.name, t.type, t.shape, t.data); }
 
+  // Produces a tensor's bytes on demand: called with an empty string, it must leave exactly
+  // the tensor's byte count (as for add_tensor) in it. Called once per serialize() or
+  // write(), in tensor order, so it must give the same bytes every time.
+  using TensorSource = std::function<void(std::string& out)>;
+  void add_tensor_source(const std::string& name, DType type, const std::vector<int64_t>& shape,
+                         TensorSource source);
+
+  // The whole file in memory (sources are called).
   std::string serialize() const;
-  void write(const std::string& path) const;  // throws Error naming the path on failure
+  // Streams the file to `path` tensor by tensor: memory holds one source's tensor at a time.
+  // The file appears complete or not at all (written beside it, then renamed). Throws Error
+  // naming the path on failure.
+  void write(const std::string& path) const;
 
  private:
   struct Pending {
     std::string name;
     uint32_t ggml_type;
     std::vector<int64_t> ne;
-    std::string bytes;
+    uint64_t nbytes;
+    std::string bytes;    // when added as bytes
+    TensorSource source;  // when added as a source
   };
+  // Checks the name and shape and returns the tensor's byte count.
+  uint64_t check_new_tensor(const std::string& name, DType type, const std::vector<int64_t>& shape) const;
+  std::string header() const;  // everything before the data section, padded to the alignment
+  // Calls emit(bytes) for each tensor's data in order; pads are emitted separately.
+  void for_each_data(const std::function<void(const std::string&)>& emit) const;
   uint64_t alignment_;
   std::vector<std::pair<std::string, GgufValue>> kv_;
   std::vector<Pending> tensors_;

@@ -21,6 +21,8 @@ class LiteralTokenSplitter {
  public:
   void add(const LiteralToken& token);  // empty contents are ignored
   bool empty() const { return tokens_.empty(); }
+  // The literals in the order added, each content once (the first one added wins).
+  const std::vector<LiteralToken>& tokens() const { return tokens_; }
 
   struct Piece {
     std::string_view text;  // raw text to encode (id == -1), or the matched literal

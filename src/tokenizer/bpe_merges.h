@@ -33,16 +33,23 @@ class RankMerges {
   // Merges `symbols` in place.
   void apply(std::vector<int>& symbols, Scratch& scratch) const;
 
- private:
   struct Rule {
     int rank;
     int merged;
   };
-  static uint64_t key(int left, int right) { return (uint64_t(uint32_t(left)) << 32) | uint32_t(right); }
+  // The rule for the pair (left, right), or nullptr when there is none.
   const Rule* find(int left, int right) const {
     auto it = rules_.find(key(left, right));
     return it == rules_.end() ? nullptr : &it->second;
   }
+  struct RuleEntry {
+    int left, right, merged, rank;
+  };
+  // Every rule, lowest rank first (for writers).
+  std::vector<RuleEntry> rules_by_rank() const;
+
+ private:
+  static uint64_t key(int left, int right) { return (uint64_t(uint32_t(left)) << 32) | uint32_t(right); }
   std::unordered_map<uint64_t, Rule> rules_;
 };
 

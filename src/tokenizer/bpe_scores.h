@@ -23,6 +23,9 @@ class ScoreMerger {
 
   void encode(std::string_view text, std::vector<int>& out) const;
 
+  const std::vector<float>& scores() const { return scores_; }
+  const std::vector<uint8_t>& mergeable() const { return mergeable_; }
+
  private:
   void emit_bytes(std::string_view bytes, std::vector<int>& out) const;
 

@@ -8,57 +8,62 @@
 #include "core/error.h"
 #include "formats/gguf.h"
 #include "tokenizer/byte_level.h"
+#include "tokenizer/gguf_vocab.h"
 #include "tokenizer/rank_bpe_tokenizer.h"
 #include "tokenizer/score_bpe_tokenizer.h"
 
 namespace dspark {
-namespace {
 
-// tokenizer.ggml.token_type values (llama.cpp's llama_token_type).
-enum TokenType : int64_t {
-  kNormal = 1,
-  kUnknown = 2,
-  kControl = 3,
-  kUserDefined = 4,
-  kUnused = 5,
-  kByte = 6
-};
+namespace gguf_vocab {
 
-const char* const kSpace = "\xE2\x96\x81";  // U+2581, sentencepiece's space
-
-// A token id from `key`: `def` when absent, -1 for "none" (-1 or 0xFFFFFFFF), else it must
-// be a valid id.
-int special_id(const GgufFile& g, const char* key, int def, int n) {
-  if (!g.find(key)) return def < n ? def : -1;
-  const int64_t v = g.get_int(key);
-  if (v == -1 || v == 0xFFFFFFFF) return -1;
-  if (v < 0 || v >= n) fail(g.label(), ": ", key, " is ", v, ", outside the vocabulary of ", n, " tokens");
-  return int(v);
+TokenRole token_role(const std::string& text, int64_t type, bool spm) {
+  TokenRole r;
+  switch (type) {
+    case kUnknown:
+    case kControl:
+      r.control = true;
+      r.literal = true;
+      return r;
+    case kUnused:
+      r.control = true;
+      return r;
+    case kUserDefined:
+      r.bytes = text;
+      r.mergeable = true;
+      r.literal = true;
+      return r;
+    case kByte:
+      if (const int b = parse_byte_token(text); b >= 0) {
+        r.bytes = std::string(1, char(b));
+        return r;
+      }
+      [[fallthrough]];  // a byte token that is not <0xXX>: read it as text
+    default:
+      r.mergeable = true;
+      if (spm) {
+        r.bytes = text;
+        for (size_t p = 0; (p = r.bytes.find(kSpace, p)) != std::string::npos;) r.bytes.replace(p, 3, " ");
+      } else {
+        r.bytes = byte_level_decode(text);
+      }
+      return r;
+  }
 }
-
-// Pre-tokenizers by tokenizer.ggml.pre name (llama.cpp's names): regexes applied in order,
-// each splitting the pieces of the one before; Llama 3 vocabularies take a word that is a
-// token whole before merging (ignore_merges).
-struct PreTokenizerSpec {
-  const char* name;
-  std::vector<const char*> patterns;
-  bool ignore_merges;
-};
 
 const std::vector<PreTokenizerSpec>& pre_tokenizer_specs() {
   static const char* const kDigit = R"(\p{N})";
   static const std::vector<PreTokenizerSpec> specs = {
-      {"default", {kGpt2Pattern}, false},
       {"gpt-2", {kGpt2Pattern}, false},
+      {"default", {kGpt2Pattern}, false},
       {"gpt2", {kGpt2Pattern}, false},
       {"phi-2", {kGpt2Pattern}, false},
       {"qwen2", {kQwen2Pattern}, false},
       {"stablelm2", {kQwen2Pattern}, false},
       {"deepseek-r1-qwen", {kQwen2Pattern}, false},
       {"megrez", {kQwen2Pattern}, false},
+      {"llama-bpe", {kLlama3Pattern}, true},
       {"llama3", {kLlama3Pattern}, true},
       {"llama-v3", {kLlama3Pattern}, true},
-      {"llama-bpe", {kLlama3Pattern}, true},
       {"falcon3", {kLlama3Pattern}, true},
       {"smaug-bpe", {kLlama3Pattern}, false},
       {"dbrx", {kLlama3Pattern}, false},
@@ -70,9 +75,26 @@ const std::vector<PreTokenizerSpec>& pre_tokenizer_specs() {
   return specs;
 }
 
+}  // namespace gguf_vocab
+
+namespace {
+
+using gguf_vocab::kSpace;
+using gguf_vocab::PreTokenizerSpec;
+
+// A token id from `key`: `def` when absent, -1 for "none" (-1 or 0xFFFFFFFF), else it must
+// be a valid id.
+int special_id(const GgufFile& g, const char* key, int def, int n) {
+  if (!g.find(key)) return def < n ? def : -1;
+  const int64_t v = g.get_int(key);
+  if (v == -1 || v == gguf_vocab::kNoToken) return -1;
+  if (v < 0 || v >= n) fail(g.label(), ": ", key, " is ", v, ", outside the vocabulary of ", n, " tokens");
+  return int(v);
+}
+
 const PreTokenizerSpec& find_pre_tokenizer(const std::string& pre, const std::string& label) {
   std::string known;
-  for (const PreTokenizerSpec& s : pre_tokenizer_specs()) {
+  for (const PreTokenizerSpec& s : gguf_vocab::pre_tokenizer_specs()) {
     if (pre == s.name) return s;
     known += known.empty() ? "" : ", ";
     known += s.name;
@@ -99,7 +121,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GgufFile& g) {
   vocab.bytes.resize(n);
   vocab.control.assign(n, 0);
 
-  std::vector<int64_t> types(n, kNormal);
+  std::vector<int64_t> types(n, gguf_vocab::kNormal);
   if (g.find("tokenizer.ggml.token_type")) {
     types = g.get_int_array("tokenizer.ggml.token_type");
     if (types.size() != n)
@@ -111,36 +133,11 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GgufFile& g) {
   for (size_t id = 0; id < n; ++id) {
     const std::string& t = vocab.text[id];
     vocab.index_token(int(id));
-    switch (types[id]) {
-      case kUnknown:
-      case kControl:
-        vocab.control[id] = 1;
-        literals.add({t, int(id)});
-        break;
-      case kUnused:
-        vocab.control[id] = 1;
-        break;
-      case kUserDefined:
-        vocab.bytes[id] = t;
-        mergeable[id] = 1;
-        literals.add({t, int(id)});
-        break;
-      case kByte:
-        if (const int b = parse_byte_token(t); b >= 0) {
-          vocab.bytes[id] = std::string(1, char(b));
-          break;
-        }
-        [[fallthrough]];  // a byte token that is not <0xXX>: read it as text
-      default:
-        mergeable[id] = 1;
-        if (spm) {
-          std::string s = t;
-          for (size_t p = 0; (p = s.find(kSpace, p)) != std::string::npos;) s.replace(p, 3, " ");
-          vocab.bytes[id] = std::move(s);
-        } else {
-          vocab.bytes[id] = byte_level_decode(t);
-        }
-    }
+    gguf_vocab::TokenRole role = gguf_vocab::token_role(t, types[id], spm);
+    vocab.bytes[id] = std::move(role.bytes);
+    vocab.control[id] = role.control ? 1 : 0;
+    mergeable[id] = role.mergeable ? 1 : 0;
+    if (role.literal) literals.add({t, int(id)});
   }
 
   const int ni = int(n);

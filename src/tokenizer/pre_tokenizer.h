@@ -15,19 +15,22 @@ namespace dspark {
 
 class Normalizer {
  public:
+  enum class Kind { kPrepend, kReplace };
+  struct Step {
+    Kind kind;
+    std::string a, b;  // Prepend a; Replace a with b
+  };
+
   void add_prepend(std::string prefix) { steps_.push_back({Kind::kPrepend, std::move(prefix), {}}); }
   void add_replace(std::string from, std::string to) {
     steps_.push_back({Kind::kReplace, std::move(from), std::move(to)});
   }
   bool empty() const { return steps_.empty(); }
   std::string apply(std::string_view text) const;
+  // The steps in order, for writers that translate the pipeline to another format.
+  const std::vector<Step>& steps() const { return steps_; }
 
  private:
-  enum class Kind { kPrepend, kReplace };
-  struct Step {
-    Kind kind;
-    std::string a, b;
-  };
   std::vector<Step> steps_;
 };
 
@@ -38,6 +41,16 @@ enum class PrependScheme { kAlways, kFirst, kNever };
 
 class PreTokenizer {
  public:
+  enum class Kind { kSplit, kPrefixSpace, kMetaspace };
+  struct Step {
+    Kind kind;
+    std::shared_ptr<const Regex> pattern;
+    SplitBehavior behavior = SplitBehavior::kIsolated;
+    bool invert = false;
+    std::string replacement;
+    PrependScheme scheme = PrependScheme::kAlways;
+  };
+
   void add_split(std::shared_ptr<const Regex> pattern, SplitBehavior behavior, bool invert);
   // Prefixes a space to each word that lacks one; with `use_regex`, splits by GPT-2's regex.
   void add_byte_level(bool add_prefix_space, bool use_regex, const std::string& label);
@@ -49,17 +62,10 @@ class PreTokenizer {
   bool empty() const { return steps_.empty(); }
   // Splits one raw fragment into words; `first` is true when the fragment starts the input.
   void run(std::string_view text, bool first, std::vector<std::string>& words) const;
+  // The steps in order, for writers that translate the pipeline to another format.
+  const std::vector<Step>& steps() const { return steps_; }
 
  private:
-  enum class Kind { kSplit, kPrefixSpace, kMetaspace };
-  struct Step {
-    Kind kind;
-    std::shared_ptr<const Regex> pattern;
-    SplitBehavior behavior = SplitBehavior::kIsolated;
-    bool invert = false;
-    std::string replacement;
-    PrependScheme scheme = PrependScheme::kAlways;
-  };
   std::vector<Step> steps_;
 };
 

@@ -30,8 +30,14 @@ class RankBpeTokenizer : public VocabTokenizer {
   RankBpeTokenizer(Vocab vocab, RankMerges merges, LiteralTokenSplitter literals, RankBpeConfig config);
 
   std::vector<int> encode(std::string_view text, bool add_bos) const override;
+  // GGUF "gpt2" for byte-level BPE, "llama" (scores that replay the merge order) for the
+  // sentencepiece style; see gguf_vocab_writer.cpp for what each refuses.
+  void write_gguf(GgufWriter& w) const override;
 
  private:
+  void write_gguf_gpt2(GgufWriter& w) const;
+  void write_gguf_llama(GgufWriter& w) const;
+
   // Appends the ids of one word (already normalized, pre-tokenized and mapped).
   void encode_word(std::string_view word, std::vector<int>& out, RankMerges::Scratch& scratch,
                    std::vector<int>& symbols) const;

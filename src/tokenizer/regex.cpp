@@ -37,11 +37,15 @@ struct MatchData {
 struct Regex::Impl {
   pcre2_code* code = nullptr;
   std::string label;
+  std::string pattern;
+  bool literal = false;
   ~Impl() { pcre2_code_free(code); }
 };
 
 Regex::Regex(std::string_view pattern, bool literal, const std::string& label) : impl_(new Impl) {
   impl_->label = label;
+  impl_->pattern = std::string(pattern);
+  impl_->literal = literal;
   uint32_t options = PCRE2_UTF | PCRE2_MATCH_INVALID_UTF;
   options |= literal ? PCRE2_LITERAL : PCRE2_UCP;  // PCRE2 refuses UCP with LITERAL
   int err = 0;
@@ -55,6 +59,9 @@ Regex::Regex(std::string_view pattern, bool literal, const std::string& label) :
 }
 
 Regex::~Regex() = default;
+
+const std::string& Regex::pattern() const { return impl_->pattern; }
+bool Regex::literal() const { return impl_->literal; }
 
 void Regex::find_all(std::string_view text, std::vector<std::pair<size_t, size_t>>& out) const {
   MatchData data(impl_->code);

@@ -23,6 +23,10 @@ class Regex {
   // Non-empty, non-overlapping matches [begin, end) from left to right, appended to `out`.
   void find_all(std::string_view text, std::vector<std::pair<size_t, size_t>>& out) const;
 
+  // The pattern as given, and whether it is matched as plain text (for writers that name it).
+  const std::string& pattern() const;
+  bool literal() const;
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -29,6 +29,9 @@ class ScoreBpeTokenizer : public VocabTokenizer {
   ScoreBpeTokenizer& operator=(const ScoreBpeTokenizer&) = delete;
 
   std::vector<int> encode(std::string_view text, bool add_bos) const override;
+  // GGUF "llama" (gguf_vocab_writer.cpp). A llama2.c vocabulary's spaces become U+2581 and
+  // its "\n<s>\n" / "\n</s>\n" are written "<s>" / "</s>", the text that input matches.
+  void write_gguf(GgufWriter& w) const override;
 
  private:
   LiteralTokenSplitter literals_;

@@ -2,6 +2,7 @@
 // holding back an unfinished UTF-8 character while streaming.
 #include "tokenizer/tokenizer.h"
 
+#include "core/error.h"
 #include "tokenizer/utf8.h"
 
 namespace dspark {
@@ -12,6 +13,10 @@ std::string Tokenizer::decode(const std::vector<int>& ids) const {
   for (int id : ids) out += stream.push(id);
   out += stream.finish();
   return out;
+}
+
+void Tokenizer::write_gguf(GgufWriter& /*w*/) const {
+  fail("tokenizer: this kind of tokenizer has no GGUF form (tokenizer.ggml.*)");
 }
 
 std::string TextStream::push(int id) {

@@ -13,6 +13,7 @@
 namespace dspark {
 
 class GgufFile;
+class GgufWriter;
 
 class Tokenizer {
  public:
@@ -51,6 +52,11 @@ class Tokenizer {
   // Decodes a whole sequence (control tokens render as nothing). Bytes that do not form
   // valid UTF-8 are kept as they are.
   std::string decode(const std::vector<int>& ids) const;
+
+  // Writes the tokenizer as GGUF metadata (tokenizer.ggml.*) that from_gguf reads back to a
+  // tokenizer with the same vocabulary, special tokens and encoding. Throws Error naming the
+  // tokenizer and the reason when it has no faithful GGUF form (the default).
+  virtual void write_gguf(GgufWriter& w) const;
 };
 
 // Incremental decoding for streaming: push token ids one at a time, get back only text
