@@ -34,7 +34,9 @@ class TensorSink {
       permuted = permute_rows_for_pairs(t, permute_heads);
       src.data = permuted.data();
     }
-    const DType type = t.shape.size() == 1 ? DType::F32 : o_.weight_type.value_or(t.type);
+    DType type = t.shape.size() == 1 ? DType::F32 : o_.weight_type.value_or(t.type);
+    // Rows that are not a whole number of blocks (llama2.c's hidden size 172) stay as stored.
+    if (t.cols() % dtype_block_elems(type) != 0) type = t.type;
     if (type == src.type) {
       w_.add_tensor(name, type, src.shape, src.data);
     } else {

@@ -21,7 +21,8 @@ void RankMerges::add(int left, int right, int merged, int rank) {
 std::vector<RankMerges::RuleEntry> RankMerges::rules_by_rank() const {
   std::vector<RuleEntry> out;
   out.reserve(rules_.size());
-  for (const auto& [k, r] : rules_) out.push_back({int(uint32_t(k >> 32)), int(uint32_t(k)), r.merged, r.rank});
+  for (const auto& [k, r] : rules_)
+    out.push_back({int(uint32_t(k >> 32)), int(uint32_t(k)), r.merged, r.rank});
   std::sort(out.begin(), out.end(), [](const RuleEntry& a, const RuleEntry& b) { return a.rank < b.rank; });
   return out;
 }

@@ -1,14 +1,15 @@
 // The vocabulary embedded in a GGUF file (tokenizer.ggml.*). "llama" is sentencepiece BPE
 // merged by score (U+2581 for spaces, <0xXX> byte tokens); "gpt2" is byte-level BPE merged
 // by rank, with the pre-tokenizer regex named by tokenizer.ggml.pre.
-// Kept in its own file so that programs that never read GGUF do not link the GGUF reader.
+// gguf_vocab_writer.cpp writes the same form back; both follow gguf_vocab.h.
+#include "tokenizer/gguf_vocab.h"
+
 #include <cmath>
 #include <limits>
 
 #include "core/error.h"
 #include "formats/gguf.h"
 #include "tokenizer/byte_level.h"
-#include "tokenizer/gguf_vocab.h"
 #include "tokenizer/rank_bpe_tokenizer.h"
 #include "tokenizer/score_bpe_tokenizer.h"
 
