@@ -16,32 +16,7 @@ namespace dspark {
 
 namespace fs = std::filesystem;
 
-TensorView DSparkModel::own(std::string name, DType type, std::vector<int64_t> shape,
-                            std::vector<uint8_t> bytes) {
-  auto buf = std::make_shared<std::vector<uint8_t>>(std::move(bytes));
-  TensorView v{std::move(name), type, std::move(shape), buf->data()};
-  storage.push_back(buf);
-  return v;
-}
-
 namespace {
-
-// The same conversions as the target loader's as_f32 / aligned (model/loaders.h), owned by
-// the drafter.
-TensorView aligned(DSparkModel& m, const TensorView& t) {
-  const size_t align = t.type == DType::F32 ? 4 : 2;
-  if (t.empty() || reinterpret_cast<uintptr_t>(t.data) % align == 0) return t;
-  const auto* p = static_cast<const uint8_t*>(t.data);
-  return m.own(t.name, t.type, t.shape, std::vector<uint8_t>(p, p + t.nbytes()));
-}
-
-TensorView as_f32(DSparkModel& m, const TensorView& t) {
-  if (t.empty() || t.type == DType::F32) return t;
-  std::vector<uint8_t> bytes(size_t(t.numel()) * sizeof(float));
-  auto* out = reinterpret_cast<float*>(bytes.data());
-  for (int64_t r = 0; r < t.rows(); ++r) dequantize_row(t, r, out + r * t.cols());
-  return m.own(t.name, DType::F32, t.shape, std::move(bytes));
-}
 
 // Why the configuration expects (or does not expect) the tensors of a head.
 std::string head_reason(const std::string& name, const DSparkConfig& c) {
@@ -110,7 +85,7 @@ std::unique_ptr<DSparkModel> load_dspark(const std::string& dir) {
   m->source = dir;
   m->config = load_dspark_config(config_path);
   auto set = std::make_shared<SafetensorsSet>(SafetensorsSet::open_folder(dir));
-  m->storage.push_back(set);
+  m->storage.hold(set);
 
   std::set<std::string> expected;
   for (const DSparkSlot& s : dspark_layout(m->config, m->weights)) {
@@ -128,8 +103,8 @@ std::unique_ptr<DSparkModel> load_dspark(const std::string& dir) {
     if (e->view.shape != s.shape)
       fail(dir, ": tensor '", s.name, "' has shape ", shape_str(e->view.shape), ", expected ",
            shape_str(s.shape), " from config.json", head_reason(s.name, m->config));
-    const TensorView v = aligned(*m, e->view);
-    *s.view = s.f32 ? as_f32(*m, v) : v;
+    const TensorView v = m->storage.aligned(e->view);
+    *s.view = s.f32 ? m->storage.as_f32(v) : v;
   }
   for (const auto& [name, entry] : set->tensors())
     if (!expected.count(name))

@@ -10,6 +10,7 @@
 #include "core/tensor.h"
 #include "draft/dspark_config.h"
 #include "model/model.h"
+#include "model/weight_storage.h"
 
 namespace dspark {
 
@@ -54,7 +55,7 @@ struct DSparkModel {
   // attach_target. They point into the target Model, which must outlive the drafter.
   TensorView target_embed, target_lm_head;
   // Keeps mapped files and converted buffers alive for as long as the views are used.
-  std::vector<std::shared_ptr<const void>> storage;
+  WeightStorage storage;
 
   // The embedding and LM head the forward pass uses: the checkpoint's when it has them.
   const TensorView& embedding() const {
@@ -66,9 +67,6 @@ struct DSparkModel {
   // shape and the expected shape.
   void validate() const;
   int64_t parameter_count() const;  // of the tensors in the checkpoint
-
-  // Owns a buffer and returns a view of it.
-  TensorView own(std::string name, DType type, std::vector<int64_t> shape, std::vector<uint8_t> bytes);
 };
 
 // Loads config.json and model.safetensors (or the shards of model.safetensors.index.json).

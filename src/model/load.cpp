@@ -12,21 +12,6 @@ namespace dspark {
 
 namespace fs = std::filesystem;
 
-TensorView as_f32(Model& m, const TensorView& t) {
-  if (t.empty() || t.type == DType::F32) return t;
-  std::vector<uint8_t> bytes(size_t(t.numel()) * sizeof(float));
-  auto* out = reinterpret_cast<float*>(bytes.data());
-  for (int64_t r = 0; r < t.rows(); ++r) dequantize_row(t, r, out + r * t.cols());
-  return m.own(t.name, DType::F32, t.shape, std::move(bytes));
-}
-
-TensorView aligned(Model& m, const TensorView& t) {
-  const size_t align = t.type == DType::F32 ? 4 : 2;
-  if (t.empty() || reinterpret_cast<uintptr_t>(t.data) % align == 0) return t;
-  const auto* p = static_cast<const uint8_t*>(t.data);
-  return m.own(t.name, t.type, t.shape, std::vector<uint8_t>(p, p + t.nbytes()));
-}
-
 namespace {
 
 bool has_suffix(const std::string& s, const std::string& suffix) {

@@ -28,7 +28,7 @@ std::unique_ptr<Model> load_gguf_model(const std::shared_ptr<GgufFile>& gguf) {
   auto m = std::make_unique<Model>();
   m->source = g.label();
   m->format = "gguf";
-  m->storage.push_back(gguf);
+  m->storage.hold(gguf);
   const std::string arch = g.get_string("general.architecture");
   ModelConfig& c = m->config;
   c.arch = parse_arch(g, arch);
@@ -59,32 +59,32 @@ std::unique_ptr<Model> load_gguf_model(const std::shared_ptr<GgufFile>& gguf) {
     if (!t->supported())
       fail(g.label(), ": tensor '", name, "' has type ", ggml_type_name(t->ggml_type),
            ", which is not supported yet");
-    return aligned(*m, t->view);
+    return m->storage.aligned(t->view);
   };
   m->tok_embeddings = get("token_embd.weight");
   c.vocab_size = int(m->tok_embeddings.shape.empty() ? 0 : m->tok_embeddings.shape[0]);
   m->output = get("output.weight", false);
   c.tied_embeddings = m->output.empty();
   if (c.tied_embeddings) m->output = m->tok_embeddings;
-  m->output_norm = as_f32(*m, get("output_norm.weight"));
+  m->output_norm = m->storage.as_f32(get("output_norm.weight"));
   for (int i = 0; i < c.n_layers; ++i) {
     const std::string b = "blk." + std::to_string(i) + ".";
     LayerWeights l;
-    l.attn_norm = as_f32(*m, get(b + "attn_norm.weight"));
+    l.attn_norm = m->storage.as_f32(get(b + "attn_norm.weight"));
     l.wq = get(b + "attn_q.weight");
     l.wk = get(b + "attn_k.weight");
     l.wv = get(b + "attn_v.weight");
     l.wo = get(b + "attn_output.weight");
     if (c.qkv_bias) {
-      l.bq = as_f32(*m, get(b + "attn_q.bias"));
-      l.bk = as_f32(*m, get(b + "attn_k.bias"));
-      l.bv = as_f32(*m, get(b + "attn_v.bias"));
+      l.bq = m->storage.as_f32(get(b + "attn_q.bias"));
+      l.bk = m->storage.as_f32(get(b + "attn_k.bias"));
+      l.bv = m->storage.as_f32(get(b + "attn_v.bias"));
     }
     if (c.qk_norm) {
-      l.q_norm = as_f32(*m, get(b + "attn_q_norm.weight"));
-      l.k_norm = as_f32(*m, get(b + "attn_k_norm.weight"));
+      l.q_norm = m->storage.as_f32(get(b + "attn_q_norm.weight"));
+      l.k_norm = m->storage.as_f32(get(b + "attn_k_norm.weight"));
     }
-    l.ffn_norm = as_f32(*m, get(b + "ffn_norm.weight"));
+    l.ffn_norm = m->storage.as_f32(get(b + "ffn_norm.weight"));
     l.w_gate = get(b + "ffn_gate.weight");
     l.w_up = get(b + "ffn_up.weight");
     l.w_down = get(b + "ffn_down.weight");

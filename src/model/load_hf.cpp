@@ -138,7 +138,7 @@ std::unique_ptr<Model> load_hf_folder(const std::string& dir) {
   if (fs::exists(gen_path)) read_special_ids(parse_json_file(gen_path), m->tokens);
 
   auto set = std::make_shared<SafetensorsSet>(SafetensorsSet::open_folder(dir));
-  m->storage.push_back(set);
+  m->storage.hold(set);
   auto get = [&](const std::string& name, bool required = true) -> TensorView {
     const SafetensorsEntry* e = set->find(name);
     if (!e) {
@@ -146,7 +146,7 @@ std::unique_ptr<Model> load_hf_folder(const std::string& dir) {
       return {};
     }
     if (!e->view.data) fail(dir, ": tensor '", name, "' has dtype ", e->dtype, ", which is not supported");
-    return aligned(*m, e->view);
+    return m->storage.aligned(e->view);
   };
 
   const ModelConfig& c = m->config;
@@ -161,25 +161,25 @@ std::unique_ptr<Model> load_hf_folder(const std::string& dir) {
     m->tok_embeddings = m->output;  // some files store only the head of tied embeddings
   }
   if (m->tok_embeddings.empty()) fail(dir, ": missing tensor 'model.embed_tokens.weight'");
-  m->output_norm = as_f32(*m, get("model.norm.weight"));
+  m->output_norm = m->storage.as_f32(get("model.norm.weight"));
   for (int i = 0; i < c.n_layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     LayerWeights l;
-    l.attn_norm = as_f32(*m, get(p + "input_layernorm.weight"));
+    l.attn_norm = m->storage.as_f32(get(p + "input_layernorm.weight"));
     l.wq = get(p + "self_attn.q_proj.weight");
     l.wk = get(p + "self_attn.k_proj.weight");
     l.wv = get(p + "self_attn.v_proj.weight");
     l.wo = get(p + "self_attn.o_proj.weight");
     if (c.qkv_bias) {
-      l.bq = as_f32(*m, get(p + "self_attn.q_proj.bias"));
-      l.bk = as_f32(*m, get(p + "self_attn.k_proj.bias"));
-      l.bv = as_f32(*m, get(p + "self_attn.v_proj.bias"));
+      l.bq = m->storage.as_f32(get(p + "self_attn.q_proj.bias"));
+      l.bk = m->storage.as_f32(get(p + "self_attn.k_proj.bias"));
+      l.bv = m->storage.as_f32(get(p + "self_attn.v_proj.bias"));
     }
     if (c.qk_norm) {
-      l.q_norm = as_f32(*m, get(p + "self_attn.q_norm.weight"));
-      l.k_norm = as_f32(*m, get(p + "self_attn.k_norm.weight"));
+      l.q_norm = m->storage.as_f32(get(p + "self_attn.q_norm.weight"));
+      l.k_norm = m->storage.as_f32(get(p + "self_attn.k_norm.weight"));
     }
-    l.ffn_norm = as_f32(*m, get(p + "post_attention_layernorm.weight"));
+    l.ffn_norm = m->storage.as_f32(get(p + "post_attention_layernorm.weight"));
     l.w_gate = get(p + "mlp.gate_proj.weight");
     l.w_up = get(p + "mlp.up_proj.weight");
     l.w_down = get(p + "mlp.down_proj.weight");

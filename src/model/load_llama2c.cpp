@@ -86,7 +86,7 @@ TensorView q8_tensor(Model& m, Cursor& cur, std::string name, std::vector<int64_
     std::memcpy(&scale, s + (i / size_t(group)) * 4, 4);
     out[i] = float(q[i]) * scale;
   }
-  return m.own(std::move(name), DType::F32, std::move(shape), std::move(bytes));
+  return m.storage.own(std::move(name), DType::F32, std::move(shape), std::move(bytes));
 }
 
 void set_norms(Model& m, const std::vector<TensorView>& att, const std::vector<TensorView>& ffn) {
@@ -184,7 +184,7 @@ std::unique_ptr<Model> load_llama2c(const std::string& path) {
   m->format = v2 ? "llama2c-v2-q8_0" : "llama2c";
   m->config = config_from(h, path);
   m->layers.resize(size_t(m->config.n_layers));
-  m->storage.push_back(file);
+  m->storage.hold(file);
   if (v2)
     load_v2(*m, f, shared != 0, group);
   else

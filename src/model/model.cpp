@@ -16,13 +16,6 @@ const char* arch_name(Arch a) {
   return "?";
 }
 
-TensorView Model::own(std::string name, DType type, std::vector<int64_t> shape, std::vector<uint8_t> bytes) {
-  auto buf = std::make_shared<std::vector<uint8_t>>(std::move(bytes));
-  TensorView v{std::move(name), type, std::move(shape), buf->data()};
-  storage.push_back(buf);
-  return v;
-}
-
 namespace {
 
 void expect(const Model& m, const TensorView& t, std::vector<int64_t> shape, bool f32_only) {

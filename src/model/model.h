@@ -10,6 +10,7 @@
 
 #include "core/tensor.h"
 #include "model/config.h"
+#include "model/weight_storage.h"
 
 namespace dspark {
 
@@ -33,7 +34,7 @@ struct Model {
   TensorView output;       // [vocab, dim]; the same data as tok_embeddings when tied
 
   // Keeps mapped files and converted buffers alive for as long as the views are used.
-  std::vector<std::shared_ptr<const void>> storage;
+  WeightStorage storage;
 
   // Checks every tensor against the configuration; throws Error naming the tensor, its
   // shape and the expected shape.
@@ -51,9 +52,6 @@ struct Model {
     fn(output_norm);
     if (output.data != tok_embeddings.data) fn(output);
   }
-
-  // Owns a buffer of converted weights and returns a view of it.
-  TensorView own(std::string name, DType type, std::vector<int64_t> shape, std::vector<uint8_t> bytes);
 };
 
 }  // namespace dspark
