@@ -12,7 +12,7 @@ fuzz_seconds=${DSPARK_FUZZ_SECONDS:-20}
 scripts/setup.sh --deps
 
 echo "== format check" >&2
-git ls-files 'src/*.cpp' 'src/*.h' 'tests/*.cpp' 'tests/*.h' | xargs clang-format --dry-run -Werror
+git ls-files 'src/*.cpp' 'src/*.h' 'tests/*.cpp' 'tests/*.h' 'bench/*.cpp' 'bench/*.h' | xargs clang-format --dry-run -Werror
 
 echo "== release build and tests" >&2
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DDSPARK_WERROR=ON >/dev/null

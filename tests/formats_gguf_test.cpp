@@ -483,7 +483,7 @@ TEST(Gguf, BadBoolAndDeepNesting) {
 TEST(Gguf, UnknownAndUnsupportedGgmlTypesAreReadableButNotSupported) {
   const std::string bytes = Raw()
                                 .header(3, 3, 0)
-                                .tensor_info("k", {256}, 12, 0)
+                                .tensor_info("k", {256}, 13, 0)
                                 .tensor_info("odd", {7}, 99, 0)
                                 .tensor_info("f", {8}, 0, 0)
                                 .pad(32)
@@ -494,7 +494,7 @@ TEST(Gguf, UnknownAndUnsupportedGgmlTypesAreReadableButNotSupported) {
   const GgufTensor* k = f->find_tensor("k");
   ASSERT_NE(k, nullptr);
   EXPECT_FALSE(k->supported());
-  EXPECT_EQ(ggml_type_name(k->ggml_type), "Q4_K");
+  EXPECT_EQ(ggml_type_name(k->ggml_type), "Q5_K");
   EXPECT_EQ(k->view.shape, std::vector<int64_t>{256});
   EXPECT_EQ(k->view.name, "k");
   const GgufTensor* odd = f->find_tensor("odd");
@@ -504,7 +504,7 @@ TEST(Gguf, UnknownAndUnsupportedGgmlTypesAreReadableButNotSupported) {
   EXPECT_EQ(ggml_type_name(30), "BF16");
   EXPECT_EQ(ggml_type_name(4), "unknown ggml type 4");
   EXPECT_EQ(ggml_type_name(35), "TQ2_0");
-  EXPECT_FALSE(dtype_from_ggml(2).has_value());
+  EXPECT_FALSE(dtype_from_ggml(3).has_value());  // Q4_1
   EXPECT_EQ(dtype_from_ggml(8), DType::Q8_0);
 }
 

@@ -14,11 +14,31 @@ std::string_view dtype_name(DType t) {
       return "BF16";
     case DType::Q8_0:
       return "Q8_0";
+    case DType::Q4_0:
+      return "Q4_0";
+    case DType::Q4_K:
+      return "Q4_K";
+    case DType::Q6_K:
+      return "Q6_K";
   }
   return "?";
 }
 
-int64_t dtype_block_elems(DType t) { return t == DType::Q8_0 ? 32 : 1; }
+int64_t dtype_block_elems(DType t) {
+  switch (t) {
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16:
+      return 1;
+    case DType::Q8_0:
+    case DType::Q4_0:
+      return 32;
+    case DType::Q4_K:
+    case DType::Q6_K:
+      return kQK;
+  }
+  return 1;
+}
 
 size_t dtype_block_bytes(DType t) {
   switch (t) {
@@ -29,6 +49,12 @@ size_t dtype_block_bytes(DType t) {
       return 2;
     case DType::Q8_0:
       return sizeof(BlockQ8_0);
+    case DType::Q4_0:
+      return sizeof(BlockQ4_0);
+    case DType::Q4_K:
+      return sizeof(BlockQ4_K);
+    case DType::Q6_K:
+      return sizeof(BlockQ6_K);
   }
   return 0;
 }

@@ -403,8 +403,14 @@ std::optional<DType> dtype_from_ggml(uint32_t ggml_type) {
       return DType::F32;
     case 1:
       return DType::F16;
+    case 2:
+      return DType::Q4_0;
     case 8:
       return DType::Q8_0;
+    case 12:
+      return DType::Q4_K;
+    case 14:
+      return DType::Q6_K;
     case 30:
       return DType::BF16;
     default:
@@ -422,6 +428,12 @@ uint32_t ggml_from_dtype(DType t) {
       return 8;
     case DType::BF16:
       return 30;
+    case DType::Q4_0:
+      return 2;
+    case DType::Q4_K:
+      return 12;
+    case DType::Q6_K:
+      return 14;
   }
   fail("ggml_from_dtype: unknown DType ", int(t));
 }

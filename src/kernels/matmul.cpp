@@ -1,104 +1,105 @@
 #include "kernels/matmul.h"
 
 #include <algorithm>
+#include <memory>
 
-#include "core/dtype.h"
+#include "kernels/isa.h"
+#include "kernels/matmul_kernels.h"
 
 namespace dspark {
 
 namespace {
 
-// Eight independent partial sums in a fixed order: the compiler can vectorise the loop
-// body without reassociating anything, and the order never depends on the batch.
-constexpr int kLanes = 8;
-constexpr int64_t kMinChunkWork = 1 << 15;  // multiply-adds
+using kernels::MatmulKernel;
+using kernels::RowsArgs;
 
-template <class Load>
-float dot_generic(int64_t n, const float* x, Load load) {
-  float acc[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) acc[l] += load(i + l) * x[i + l];
-  float tail = 0;
-  for (; i < n; ++i) tail += load(i) * x[i];
-  float s = 0;
-  for (int l = 0; l < kLanes; ++l) s += acc[l];
-  return s + tail;
-}
-
-float dot_f32(const float* w, const float* x, int64_t n) {
-  return dot_generic(n, x, [w](int64_t i) { return w[i]; });
-}
-
-float dot_f16(const uint16_t* w, const float* x, int64_t n) {
-  return dot_generic(n, x, [w](int64_t i) { return f16_to_f32(w[i]); });
-}
-
-float dot_bf16(const uint16_t* w, const float* x, int64_t n) {
-  return dot_generic(n, x, [w](int64_t i) { return bf16_to_f32(w[i]); });
-}
-
-float dot_q8_0(const BlockQ8_0* w, const float* x, int64_t n) {
-  float s = 0;
-  for (int64_t b = 0; b < n / 32; ++b) {
-    float acc[kLanes] = {};
-    const float* xb = x + b * 32;
-    for (int i = 0; i < 32; i += kLanes)
-      for (int l = 0; l < kLanes; ++l) acc[l] += float(w[b].qs[i + l]) * xb[i + l];
-    float block = 0;
-    for (int l = 0; l < kLanes; ++l) block += acc[l];
-    s += f16_to_f32(w[b].d) * block;
+const MatmulKernel& kernel_for(Isa isa, DType type) {
+  switch (isa) {
+    case Isa::Avx512:
+      return kernels::avx512_kernels()[size_t(type)];
+    case Isa::Avx2:
+      return kernels::avx2_kernels()[size_t(type)];
+    case Isa::Scalar:
+      break;
   }
-  return s;
+  return kernels::scalar_kernels()[size_t(type)];
 }
+
+// Grow-only, 64-byte aligned scratch for the prepared activations of one calling thread.
+class Scratch {
+ public:
+  uint8_t* get(size_t bytes) {
+    if (bytes > size_) {  // grows geometrically, so a rising token count reallocates rarely
+      size_ = std::max(bytes, size_ + size_ / 2);
+      data_.reset(new (std::align_val_t(64)) uint8_t[size_]);
+    }
+    return data_.get();
+  }
+
+ private:
+  struct Free {
+    void operator()(uint8_t* p) const { operator delete[](p, std::align_val_t(64)); }
+  };
+  std::unique_ptr<uint8_t[], Free> data_;
+  size_t size_ = 0;
+};
+
+// A chunk handed to another thread should carry at least this many weight bytes (times
+// tokens); below it the hand-off costs more than it saves.
+constexpr size_t kMinChunkBytes = size_t(1) << 15;
+// With more tokens than one kernel call takes, rows are processed in blocks whose weights
+// stay in the L2 cache while every token tile passes over them; a multiple of 8 rows, so
+// that kernels tiling several rows at a time have no remainder inside a block.
+constexpr size_t kRowBlockBytes = size_t(1) << 18;
+constexpr int64_t kRowBlockMultiple = 8;
 
 }  // namespace
 
-float dot_row(const TensorView& w, int64_t row, const float* x) {
-  const int64_t n = w.cols();
-  const void* p = w.row(row);
-  switch (w.type) {
-    case DType::F32:
-      return dot_f32(static_cast<const float*>(p), x, n);
-    case DType::F16:
-      return dot_f16(static_cast<const uint16_t*>(p), x, n);
-    case DType::BF16:
-      return dot_bf16(static_cast<const uint16_t*>(p), x, n);
-    case DType::Q8_0:
-      return dot_q8_0(static_cast<const BlockQ8_0*>(p), x, n);
-  }
-  return 0;
-}
-
-void dequantize_row(const TensorView& w, int64_t row, float* out) {
-  const int64_t n = w.cols();
-  const void* p = w.row(row);
-  switch (w.type) {
-    case DType::F32:
-      std::copy_n(static_cast<const float*>(p), n, out);
-      break;
-    case DType::F16:
-      for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(static_cast<const uint16_t*>(p)[i]);
-      break;
-    case DType::BF16:
-      for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(static_cast<const uint16_t*>(p)[i]);
-      break;
-    case DType::Q8_0: {
-      const auto* b = static_cast<const BlockQ8_0*>(p);
-      for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(b[i / 32].d) * float(b[i / 32].qs[i % 32]);
-      break;
-    }
-  }
-}
-
 void matmul(const TensorView& w, const float* x, int n_tokens, float* y, ThreadPool& pool) {
   const int64_t rows = w.rows(), cols = w.cols();
-  // Threads split the weight rows so each weight row is read once for all tokens; a chunk
-  // carries enough multiply-adds to be worth handing to another thread.
-  const int64_t grain = std::max<int64_t>(1, kMinChunkWork / (cols * std::max(n_tokens, 1)));
+  if (n_tokens <= 0 || rows == 0) return;
+  const MatmulKernel& k = kernel_for(kernel_isa(), w.type);
+
+  // Activations are prepared once per call, in parallel over tokens when there are many.
+  const uint8_t* act = reinterpret_cast<const uint8_t*>(x);
+  size_t act_stride = size_t(cols) * sizeof(float);
+  if (k.act_bytes) {
+    thread_local Scratch scratch;
+    act_stride = k.act_bytes(cols);
+    uint8_t* prepared = scratch.get(act_stride * size_t(n_tokens));
+    if (n_tokens == 1)
+      k.prepare(x, cols, prepared);
+    else
+      pool.parallel_for(n_tokens, std::max<int64_t>(1, 8192 / cols), [&](int64_t t0, int64_t t1, int) {
+        for (int64_t t = t0; t < t1; ++t) k.prepare(x + t * cols, cols, prepared + size_t(t) * act_stride);
+      });
+    act = prepared;
+  }
+
+  const size_t row_bytes = w.row_bytes();
+  const int tile = k.max_tokens;
+  const int64_t grain = std::max<int64_t>(1, int64_t(kMinChunkBytes / (row_bytes * size_t(n_tokens))));
+  const int64_t block =
+      n_tokens <= tile
+          ? rows
+          : std::max<int64_t>(1, int64_t(kRowBlockBytes / row_bytes) / kRowBlockMultiple) * kRowBlockMultiple;
   pool.parallel_for(rows, grain, [&](int64_t r0, int64_t r1, int) {
-    for (int64_t r = r0; r < r1; ++r)
-      for (int t = 0; t < n_tokens; ++t) y[int64_t(t) * rows + r] = dot_row(w, r, x + int64_t(t) * cols);
+    for (int64_t b0 = r0; b0 < r1; b0 += block) {
+      const int64_t b1 = std::min(r1, b0 + block);
+      for (int t0 = 0; t0 < n_tokens; t0 += tile) {
+        RowsArgs a;
+        a.w = w.row(b0);
+        a.w_stride = row_bytes;
+        a.n_rows = b1 - b0;
+        a.cols = cols;
+        a.act = act + size_t(t0) * act_stride;
+        a.act_stride = act_stride;
+        a.n_tokens = std::min(tile, n_tokens - t0);
+        a.y = y + int64_t(t0) * rows + b0;
+        a.y_stride = rows;
+        k.rows(a);
+      }
+    }
   });
 }
 
