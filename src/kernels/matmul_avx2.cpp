@@ -243,7 +243,8 @@ struct Q4_KKernel {
     transpose4(z, t);
     const __m256i mask = _mm256_set1_epi8(0x0f);
     for (int k = 0; k < 4; ++k) {
-      const __m256i low = _mm256_and_si256(t[k], mask), high = _mm256_and_si256(_mm256_srli_epi16(t[k], 4), mask);
+      const __m256i low = _mm256_and_si256(t[k], mask),
+                    high = _mm256_and_si256(_mm256_srli_epi16(t[k], 4), mask);
       d.w[k] = _mm256_permute2x128_si256(low, high, 0x20);
       d.w[k + 4] = _mm256_permute2x128_si256(low, high, 0x31);
     }
@@ -427,13 +428,13 @@ struct IntRows {
 };
 
 const MatmulKernel kKernels[] = {
-    {kFloatTile, nullptr, nullptr, rows_any<kFloatTile, FloatRows<F32Weights>::Of>},                  // F32
-    {kFloatTile, nullptr, nullptr, rows_any<kFloatTile, FloatRows<F16Weights>::Of>},                  // F16
-    {kFloatTile, nullptr, nullptr, rows_any<kFloatTile, FloatRows<Bf16Weights>::Of>},                 // BF16
-    {kIntTile, act_bytes<kLayout32>, prepare_q8_0<0>, rows_any<kIntTile, IntRows<Q8_0Kernel>::Of>},   // Q8_0
-    {kIntTile, act_bytes<kLayout32>, prepare_q8_0<8>, rows_any<kIntTile, IntRows<Q4_0Kernel>::Of>},   // Q4_0
-    {kIntTile, act_bytes<kLayoutQ4K>, prepare_q4_k, rows_any<kIntTile, IntRows<Q4_KKernel>::Of>},  // Q4_K
-    {kIntTile, act_bytes<kLayout16>, prepare_q6_k, rows_any<kIntTile, IntRows<Q6_KKernel>::Of>},      // Q6_K
+    {kFloatTile, nullptr, nullptr, rows_any<kFloatTile, FloatRows<F32Weights>::Of>},                 // F32
+    {kFloatTile, nullptr, nullptr, rows_any<kFloatTile, FloatRows<F16Weights>::Of>},                 // F16
+    {kFloatTile, nullptr, nullptr, rows_any<kFloatTile, FloatRows<Bf16Weights>::Of>},                // BF16
+    {kIntTile, act_bytes<kLayout32>, prepare_q8_0<0>, rows_any<kIntTile, IntRows<Q8_0Kernel>::Of>},  // Q8_0
+    {kIntTile, act_bytes<kLayout32>, prepare_q8_0<8>, rows_any<kIntTile, IntRows<Q4_0Kernel>::Of>},  // Q4_0
+    {kIntTile, act_bytes<kLayoutQ4K>, prepare_q4_k, rows_any<kIntTile, IntRows<Q4_KKernel>::Of>},    // Q4_K
+    {kIntTile, act_bytes<kLayout16>, prepare_q6_k, rows_any<kIntTile, IntRows<Q6_KKernel>::Of>},     // Q6_K
 };
 static_assert(std::size(kKernels) == size_t(DType::Q6_K) + 1);
 
