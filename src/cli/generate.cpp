@@ -66,6 +66,7 @@ void run_generate(const GenerateOptions& o, bool prompt_given) {
   } else {
     std::printf("\n");
   }
+  std::fflush(stdout);  // the text's last line before the statistics on stderr
   if (r.context_limited) std::fprintf(stderr, "note: stopped at the model's context length\n");
   std::fprintf(stderr,
                "prompt %d tokens, %.1f ms prefill | generated %zu tokens, %.2f tokens/s | seed %llu\n",
