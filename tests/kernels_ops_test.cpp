@@ -111,8 +111,7 @@ std::vector<Shape> shapes_for(DType type) {
   switch (dtype_block_elems(type)) {
     case 1:  // any length: every tail of the 16- and 32-wide loops
       return {{5, 1}, {13, 31}, {37, 100}, {8, 512}, {21, 1029}};
-    case 32:  // groups of 16 (AVX-512) or 8 (AVX2) blocks, with partial groups; 2080 columns
-              // are long enough for the AVX-512 kernels to go over them in spans
+    case 32:  // groups of 16 (AVX-512) or 8 (AVX2) blocks, with partial groups
       return {{3, 32}, {13, 96}, {37, 512}, {10, 544}, {67, 1056}, {19, 2080}};
     default:  // super-blocks of 256; Q4_K groups pair them on AVX-512
       return {{3, 256}, {13, 512}, {37, 768}, {19, 2304}};

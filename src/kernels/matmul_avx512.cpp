@@ -380,8 +380,9 @@ DSPARK_AVX512_INLINE void int8_group(const Decoded<Q::kChunks>& d, const uint8_t
   }
 }
 
-// Groups [g0, g1) of one weight row against T tokens, into the accumulators acc[T]. Each
-// group is decoded once for all T tokens.
+// Groups [g0, g1) of one weight row against T tokens, into the accumulators acc[T]: each
+// group is decoded once for all T tokens (T accumulators and a decoded group fit the 32
+// registers).
 template <class Q, int T>
 DSPARK_AVX512_INLINE void int8_span(const RowsArgs& a, const uint8_t* row, int64_t g0, int64_t g1,
                                     __m512* acc) {
@@ -403,47 +404,17 @@ DSPARK_AVX512_INLINE void int8_span(const RowsArgs& a, const uint8_t* row, int64
   }
 }
 
-// The activations of a tile should stay in the L1 cache while the weights stream past.
-constexpr size_t kL1ActivationBytes = size_t(20) << 10;
-constexpr int64_t kSpanRows = 16;
-
+// One row after the other. (Going over long rows in column spans, so that a tile's
+// activations stay in L1, measured faster with cache-resident weights but slower from
+// DRAM: interleaving the rows' streams in short spans defeats the prefetchers.)
 template <class Q, int T>
 DSPARK_AVX512 void int8_rows(const RowsArgs& a) {
-  constexpr const ActLayout& L = Q::kLayout;
-  const int64_t groups = L.groups(a.cols);
-  const int64_t span = std::max<int64_t>(1, int64_t(kL1ActivationBytes / (T * L.group_bytes())));
-  if (groups <= span) {  // the tile's activations fit L1: one row after the other
-    for (int64_t r = 0; r < a.n_rows; ++r) {
-      __m512 acc[T];
-      for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
-      int8_span<Q, T>(a, a.w + size_t(r) * a.w_stride, 0, groups, acc);
-      for (int t = 0; t < T; ++t) a.y[t * a.y_stride + r] = _mm512_reduce_add_ps(acc[t]);
-    }
-    return;
-  }
-  // Long rows: blocks of rows go over the columns in spans of `span` groups whose
-  // activations stay in L1; each row's accumulators wait in memory between spans. The
-  // additions per (row, token) are the same as above, in the same order.
-  alignas(64) float saved[kSpanRows][T][16];
-  for (int64_t r0 = 0; r0 < a.n_rows; r0 += kSpanRows) {
-    const int64_t rows = std::min(kSpanRows, a.n_rows - r0);
-    std::memset(saved, 0, sizeof(saved));
-    for (int64_t g0 = 0; g0 < groups; g0 += span) {
-      const int64_t g1 = std::min(groups, g0 + span);
-      for (int64_t r = 0; r < rows; ++r) {
-        const uint8_t* row = a.w + size_t(r0 + r) * a.w_stride;
-        if (r + 1 < rows)  // the next row's span: the next weights this loop reads
-          for (size_t b = 0; b < size_t(g1 - g0) * Q::kGroupBytes; b += 64)
-            prefetch(row + a.w_stride + size_t(g0) * Q::kGroupBytes + b);
-        __m512 acc[T];
-        for (int t = 0; t < T; ++t) acc[t] = _mm512_load_ps(saved[r][t]);
-        int8_span<Q, T>(a, row, g0, g1, acc);
-        for (int t = 0; t < T; ++t) _mm512_store_ps(saved[r][t], acc[t]);
-      }
-    }
-    for (int64_t r = 0; r < rows; ++r)
-      for (int t = 0; t < T; ++t)
-        a.y[t * a.y_stride + r0 + r] = _mm512_reduce_add_ps(_mm512_load_ps(saved[r][t]));
+  const int64_t groups = Q::kLayout.groups(a.cols);
+  for (int64_t r = 0; r < a.n_rows; ++r) {
+    __m512 acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+    int8_span<Q, T>(a, a.w + size_t(r) * a.w_stride, 0, groups, acc);
+    for (int t = 0; t < T; ++t) a.y[t * a.y_stride + r] = _mm512_reduce_add_ps(acc[t]);
   }
 }
 
