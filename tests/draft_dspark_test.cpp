@@ -94,7 +94,7 @@ struct Outputs {
   std::vector<float> h, U, l, state, conf;
 };
 
-Outputs engine_round(DSparkDrafter& drafter, DSparkHeads& heads, int seq, const float* taps, const Round& r) {
+Outputs engine_round(DSparkForward& drafter, DSparkHeads& heads, int seq, const float* taps, const Round& r) {
   drafter.draft(seq, taps, r.pending, r.anchor);
   const DSparkConfig& c = drafter.model().config;
   const size_t B = size_t(c.block_size), d = size_t(c.dim()), V = size_t(c.vocab_size());
@@ -117,7 +117,7 @@ std::vector<Outputs> engine_rounds(const DSparkModel& m, const std::vector<float
   ThreadPool pool(n_threads);
   int total = 0;
   for (const Round& r : rounds) total += r.pending;
-  DSparkDrafter drafter(m, pool, 1, total + m.config.block_size);
+  DSparkForward drafter(m, pool, 1, total + m.config.block_size);
   DSparkHeads heads(m, pool);
   std::vector<Outputs> out;
   int done = 0;
@@ -279,7 +279,7 @@ TEST(DSparkForward, BitIdenticalHoweverContextIsAbsorbedOrThreaded) {
 
   // Absorb row by row, then draft with nothing pending: the same second round.
   ThreadPool pool(2);
-  DSparkDrafter drafter(m, pool, 3, 32);
+  DSparkForward drafter(m, pool, 3, 32);
   DSparkHeads heads(m, pool);
   for (int p = 0; p < 13; ++p) drafter.absorb(2, taps.data() + size_t(p) * size_t(m.config.tap_dim()), 1);
   Round r = rounds[1];
@@ -295,7 +295,7 @@ TEST(DSparkForward, RejectsBadCallsWithoutChangingTheCache) {
   Fixture f = small_fixture();
   const DSparkModel& m = *f.drafter;
   ThreadPool pool(1);
-  DSparkDrafter drafter(m, pool, 1, 12);
+  DSparkForward drafter(m, pool, 1, 12);
   const std::vector<float> taps = random_taps(10, m.config.tap_dim(), 1);
   EXPECT_THAT(error_of([&] { drafter.draft(0, taps.data(), 4, 96); }), HasSubstr("anchor token 96"));
   EXPECT_THAT(error_of([&] { drafter.draft(1, taps.data(), 4, 3); }), HasSubstr("no sequence 1"));
@@ -316,7 +316,7 @@ TEST(DSparkForward, NeedsAnEmbeddingFromTheCheckpointOrTheTarget) {
   Fixture f = small_fixture();
   auto bare = load_dspark(f.drafter_dir);  // no embed_tokens / lm_head, no target attached
   ThreadPool pool(1);
-  EXPECT_THAT(error_of([&] { DSparkDrafter d(*bare, pool, 1, 16); }),
+  EXPECT_THAT(error_of([&] { DSparkForward d(*bare, pool, 1, 16); }),
               AllOf(HasSubstr(f.drafter_dir), HasSubstr("embedding"), HasSubstr("attach_target")));
 }
 

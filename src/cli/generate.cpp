@@ -8,7 +8,10 @@
 #include "core/mapped_file.h"
 #include "core/thread_pool.h"
 #include "core/timer.h"
+#include "engine/cost_profile.h"
+#include "engine/drafter_setup.h"
 #include "engine/generator.h"
+#include "engine/speculative_generator.h"
 
 namespace dspark::cli {
 
@@ -21,7 +24,53 @@ struct GenerateOptions {
   SamplingParams sampling;
   int64_t seed = -1;
   bool json = false;
+  // Speculative decoding.
+  std::string draft, spec, scheduler;
+  int draft_max = 0;
+  float conf_threshold = -1;  // < 0: not given
 };
+
+// The scheduler the user asked for, else: threshold when a threshold is given, fixed when
+// --draft-max is, else prefix for a drafter with a confidence head and fixed otherwise.
+SchedulerKind choose_scheduler(const GenerateOptions& o, const Drafter& drafter) {
+  if (!o.scheduler.empty()) return parse_scheduler(o.scheduler);
+  if (o.conf_threshold >= 0) return SchedulerKind::Threshold;
+  if (o.draft_max > 0) return SchedulerKind::Fixed;
+  return drafter.has_confidence() ? SchedulerKind::Prefix : SchedulerKind::Fixed;
+}
+
+// Speculative generation with the drafter of -d / --spec.
+GenerateResult generate_speculative(const GenerateOptions& o, const LoadedModel& lm, ThreadPool& pool,
+                                    const GenerateRequest& req,
+                                    const std::function<void(const std::string&)>& print) {
+  const auto source = load_drafter(o.draft, o.spec, lm);
+  const int n_prompt = int(Generator(lm, pool).tokenize_prompt(req.prompt).size());
+  const int context =
+      lm.model->config.max_seq_len > 0 ? lm.model->config.max_seq_len : n_prompt + req.max_tokens;
+  const auto drafter = make_drafter(*source, lm, pool, 1, std::min(context, n_prompt + req.max_tokens) + 1);
+
+  SpecOptions so;
+  so.scheduler = choose_scheduler(o, *drafter);
+  so.draft_max = o.draft_max;
+  so.conf_threshold = o.conf_threshold >= 0 ? o.conf_threshold : 0.0f;
+  if (o.conf_threshold > 1) fail("--conf-threshold ", o.conf_threshold, " is outside [0, 1]");
+  if (source->calibration) so.calibration = &*source->calibration;
+  std::shared_ptr<CostProfile> profile;
+  if (so.scheduler == SchedulerKind::Prefix) {
+    CostProfileOptions po;
+    po.ks = quick_profile_ks(drafter->max_block() + 1);
+    bool cached = false;
+    profile = std::make_shared<CostProfile>(
+        load_or_measure_cost_profile(*lm.model, pool, po, std::nullopt, &cached));
+    if (!cached) std::fprintf(stderr, "measured the target's cost curve (cached for next time)\n");
+    so.verify_seconds = [profile](int tokens) { return profile->time(tokens); };
+  }
+  std::fprintf(stderr, "drafter %s (%s), scheduler %s%s\n", drafter->name().c_str(),
+               o.draft.empty() ? "no model" : o.draft.c_str(), scheduler_name(so.scheduler),
+               so.calibration ? ", calibrated" : "");
+  SpeculativeGenerator gen(lm, *drafter, pool, so);
+  return gen.generate(req, print);
+}
 
 void run_generate(const GenerateOptions& o, bool prompt_given) {
   GenerateRequest req;
@@ -39,7 +88,6 @@ void run_generate(const GenerateOptions& o, bool prompt_given) {
   const LoadedModel lm = load_model(model_path_or_default(o.model), o.tokenizer);
   const double load_seconds = load_timer.seconds();
   ThreadPool pool(o.threads);
-  Generator gen(lm, pool);
 
   std::function<void(const std::string&)> print;
   if (!o.json)
@@ -47,7 +95,11 @@ void run_generate(const GenerateOptions& o, bool prompt_given) {
       std::fwrite(s.data(), 1, s.size(), stdout);
       std::fflush(stdout);
     };
-  const GenerateResult r = gen.generate(req, print);
+  const bool speculative = !o.draft.empty() || !o.spec.empty();
+  if (!speculative && (!o.scheduler.empty() || o.draft_max > 0 || o.conf_threshold >= 0))
+    fail("--scheduler, --draft-max and --conf-threshold need a drafter (-d DRAFT or --spec ngram)");
+  const GenerateResult r =
+      speculative ? generate_speculative(o, lm, pool, req, print) : Generator(lm, pool).generate(req, print);
 
   if (o.json) {
     nlohmann::json j;
@@ -61,6 +113,7 @@ void run_generate(const GenerateOptions& o, bool prompt_given) {
     j["seconds"] = r.prefill_seconds + r.decode_seconds;
     j["tokens_per_second"] = r.tokens_per_second();
     j["seed"] = req.seed;
+    if (r.spec) j["spec"] = r.spec->to_json();
     // Invalid UTF-8 from a model is replaced rather than failing the whole answer.
     std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
@@ -72,6 +125,13 @@ void run_generate(const GenerateOptions& o, bool prompt_given) {
                "prompt %d tokens, %.1f ms prefill | generated %zu tokens, %.2f tokens/s | seed %llu\n",
                r.n_prompt, r.prefill_seconds * 1e3, r.tokens.size(), r.tokens_per_second(),
                static_cast<unsigned long long>(req.seed));
+  if (r.spec)
+    std::fprintf(
+        stderr, "speculative: %lld rounds, tau %.2f, %lld drafted, %lld verified, %lld accepted%s\n",
+        static_cast<long long>(r.spec->rounds), r.spec->tau(), static_cast<long long>(r.spec->drafted),
+        static_cast<long long>(r.spec->verified), static_cast<long long>(r.spec->accepted),
+        r.spec->skipped_rounds ? (", " + std::to_string(r.spec->skipped_rounds) + " without drafting").c_str()
+                               : "");
 }
 
 }  // namespace
@@ -111,6 +171,22 @@ void add_generate(CLI::App& app) {
   cmd->add_option("-t,--threads", o->threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--tokenizer", o->tokenizer, "Tokenizer file (tokenizer.json, llama2.c .bin, or .gguf)");
   cmd->add_flag("--json", o->json, "Print one JSON object with the text, tokens and timings");
+  cmd->add_option(
+      "-d,--draft", o->draft,
+      "Drafter: a DSpark/DFlash checkpoint folder or a small language model (speculative decoding)");
+  cmd->add_option("--spec", o->spec, "Drafter kind (default: from -d)")
+      ->check(CLI::IsMember({"dspark", "dflash", "draft-model", "ngram"}));
+  cmd->add_option("--draft-max", o->draft_max,
+                  "Drafts verified per round with the fixed scheduler (default: the block)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option(
+         "--conf-threshold", o->conf_threshold,
+         "Verify drafts up to the first whose calibrated confidence is below X (threshold scheduler)")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--scheduler", o->scheduler,
+                  "How many drafts to verify: fixed, threshold, or prefix (cost-aware; default with a "
+                  "confidence head)")
+      ->check(CLI::IsMember({"fixed", "threshold", "prefix"}));
   CLI::Option* prompt_opt = cmd->get_option("--prompt");
   cmd->callback([o, prompt_opt] { run_generate(*o, prompt_opt->count() > 0); });
 }

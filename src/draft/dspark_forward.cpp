@@ -25,7 +25,7 @@ void expect_matrix(const DSparkModel& m, const TensorView& t, const char* what, 
 
 }  // namespace
 
-DSparkDrafter::DSparkDrafter(const DSparkModel& model, ThreadPool& pool, int n_seqs, int max_positions)
+DSparkForward::DSparkForward(const DSparkModel& model, ThreadPool& pool, int n_seqs, int max_positions)
     : model_(model),
       cfg_(model.config.backbone),
       pool_(pool),
@@ -56,7 +56,7 @@ DSparkDrafter::DSparkDrafter(const DSparkModel& model, ThreadPool& pool, int n_s
   scores_.assign(size_t(pool.size()), std::vector<float>(size_t(max_positions)));
 }
 
-void DSparkDrafter::check_seq(int seq, int extra_positions) const {
+void DSparkForward::check_seq(int seq, int extra_positions) const {
   if (seq < 0 || seq >= cache_.n_seqs())
     fail("drafter: no sequence ", seq, " (the drafter cache holds ", cache_.n_seqs(), ")");
   if (extra_positions < 0) fail("drafter: negative number of context rows (", extra_positions, ")");
@@ -66,7 +66,7 @@ void DSparkDrafter::check_seq(int seq, int extra_positions) const {
          extra_positions, " new), the drafter cache holds ", cache_.capacity());
 }
 
-void DSparkDrafter::absorb(int seq, const float* taps, int n_rows) {
+void DSparkForward::absorb(int seq, const float* taps, int n_rows) {
   check_seq(seq, n_rows);
   if (n_rows > 0 && !taps) fail("drafter: ", n_rows, " context rows but no tap data");
   const size_t width = size_t(model_.config.tap_dim());
@@ -77,7 +77,7 @@ void DSparkDrafter::absorb(int seq, const float* taps, int n_rows) {
 }
 
 // Context rows [pos0, pos0 + n): shared projection, then per layer only K and V.
-void DSparkDrafter::absorb_chunk(int seq, const float* taps, int n, int pos0) {
+void DSparkForward::absorb_chunk(int seq, const float* taps, int n, int pos0) {
   const DSparkWeights& w = model_.weights;
   const int hd = cfg_.head_dim, kvd = cfg_.kv_dim();
   matmul(w.fc, taps, n, ctx_.data(), pool_);  // [n, m*d] -> [n, d]
@@ -103,7 +103,7 @@ void DSparkDrafter::absorb_chunk(int seq, const float* taps, int n, int pos0) {
   cache_.set_length(seq, pos0 + n);
 }
 
-void DSparkDrafter::draft(int seq, const float* pending_taps, int n_pending, int anchor) {
+void DSparkForward::draft(int seq, const float* pending_taps, int n_pending, int anchor) {
   check_seq(seq, n_pending + B_);  // the block needs B more positions while it runs
   if (anchor < 0 || anchor >= vocab_)
     fail("drafter: anchor token ", anchor, " is outside the vocabulary (", vocab_, ")");

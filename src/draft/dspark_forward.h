@@ -21,12 +21,12 @@
 
 namespace dspark {
 
-class DSparkDrafter {
+class DSparkForward {
  public:
   // Memory for n_seqs sequences of up to max_positions positions each (context + one block)
   // is reserved here; drafting never allocates. The model must have an embedding and an LM
   // head (its own, or the target's through attach_target).
-  DSparkDrafter(const DSparkModel& model, ThreadPool& pool, int n_seqs, int max_positions);
+  DSparkForward(const DSparkModel& model, ThreadPool& pool, int n_seqs, int max_positions);
 
   const DSparkModel& model() const { return model_; }
   int block_size() const { return B_; }

@@ -1,5 +1,5 @@
 // The drafter's sequential head and confidence head (DSPARK.md 2), called by a decoding
-// round once per block position k, left to right, after DSparkDrafter::draft:
+// round once per block position k, left to right, after DSparkForward::draft:
 //
 //   prev = anchor; state = zeros(state_size())                 // s_{-1} = 0
 //   for k in 0..B-1:
@@ -32,10 +32,10 @@ class DSparkHeads {
   //   gated    bias = W2 · (sigmoid(gate_proj([h_k ; W1[x_{k-1}]])) ⊙ W1[x_{k-1}])
   //   rnn      [g ; c ; o] = joint_proj([s_{k-1} ; W1[x_{k-1}] ; h_k])
   //            s_k = sigmoid(g) ⊙ s_{k-1} + (1 - sigmoid(g)) ⊙ tanh(c);  bias = W2 · tanh(o)
-  // h_k: [d] (DSparkDrafter::hidden(k)). state: [state_size()] holds s_{k-1} on entry and
+  // h_k: [d] (DSparkForward::hidden(k)). state: [state_size()] holds s_{k-1} on entry and
   // s_k on return (rnn only; may be null otherwise).
   void markov_bias(const float* h_k, int prev_token, float* state, float* bias);
-  // l_k = U_k + bias_k, in place on logits [V] (a copy of DSparkDrafter::base_logits(k)).
+  // l_k = U_k + bias_k, in place on logits [V] (a copy of DSparkForward::base_logits(k)).
   void add_markov_bias(const float* h_k, int prev_token, float* state, float* logits);
 
   // logit_k = w · [h_k ; W1[x_{k-1}]] + b (w · h_k + b without Markov input); the

@@ -15,7 +15,7 @@ namespace {
 const float* f32(const TensorView& t) { return static_cast<const float*>(t.data); }
 }  // namespace
 
-void DSparkDrafter::block_attention(int l, int seq, int s) {
+void DSparkForward::block_attention(int l, int seq, int s) {
   const LayerWeights& w = model_.weights.layers[size_t(l)];
   const int hd = cfg_.head_dim, qd = cfg_.q_dim(), kvd = cfg_.kv_dim();
 
@@ -78,7 +78,7 @@ void DSparkDrafter::block_attention(int l, int seq, int s) {
     add_inplace(x_.data() + size_t(t) * size_t(dim_), out_.data() + size_t(t) * size_t(dim_), dim_);
 }
 
-void DSparkDrafter::block_mlp(int l) {
+void DSparkForward::block_mlp(int l) {
   const LayerWeights& w = model_.weights.layers[size_t(l)];
   for (int t = 0; t < B_; ++t)
     rmsnorm(xb_.data() + size_t(t) * size_t(dim_), x_.data() + size_t(t) * size_t(dim_), f32(w.ffn_norm),

@@ -4,12 +4,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/thread_pool.h"
 #include "kernels/sampling.h"
 #include "model/load.h"
+#include "spec/stats.h"
 
 namespace dspark {
 
@@ -25,8 +27,9 @@ struct GenerateResult {
   std::vector<int> tokens;  // generated ids, including the stop token if one ended it
   int n_prompt = 0;         // prompt tokens including BOS
   double prefill_seconds = 0, decode_seconds = 0;
-  bool stopped = false;          // ended by a stop token rather than the length limit
-  bool context_limited = false;  // fewer than max_tokens because the context is full
+  bool stopped = false;           // ended by a stop token rather than the length limit
+  bool context_limited = false;   // fewer than max_tokens because the context is full
+  std::optional<SpecStats> spec;  // with a drafter
 
   // Decode rate: tokens after the first, over the decode time.
   double tokens_per_second() const {

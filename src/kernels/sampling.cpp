@@ -80,11 +80,29 @@ int sample_from(const TokenProbs& d, float u) {
   return d.ids.back();  // rounding left u just above the total
 }
 
-int Sampler::sample(float* logits, int n, const std::vector<int>& history) {
-  if (params_.repeat_penalty != 1.0f && !history.empty()) {
-    const int k = std::min<int>(int(history.size()), params_.repeat_last_n);
-    apply_repeat_penalty(logits, n, history.data() + history.size() - size_t(k), k, params_.repeat_penalty);
+namespace {
+
+void penalize_recent(float* logits, int n, const SamplingParams& p, const int* history, int n_history) {
+  if (p.repeat_penalty == 1.0f || n_history <= 0) return;
+  const int k = std::min(n_history, p.repeat_last_n);
+  apply_repeat_penalty(logits, n, history + (n_history - k), k, p.repeat_penalty);
+}
+
+}  // namespace
+
+void next_token_distribution(float* logits, int n, const SamplingParams& p, const int* history, int n_history,
+                             TokenProbs& out) {
+  penalize_recent(logits, n, p, history, n_history);
+  if (p.greedy()) {
+    out.ids.assign(1, argmax(logits, n));
+    out.probs.assign(1, 1.0f);
+    return;
   }
+  sampling_distribution(logits, n, p, out);
+}
+
+int Sampler::sample(float* logits, int n, const std::vector<int>& history) {
+  penalize_recent(logits, n, params_, history.data(), int(history.size()));
   if (params_.greedy()) return argmax(logits, n);
   sampling_distribution(logits, n, params_, scratch_);
   return sample_from(scratch_, rng_.uniform());

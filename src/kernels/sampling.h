@@ -43,6 +43,13 @@ void sampling_distribution(const float* logits, int n, const SamplingParams& p, 
 // Draws from a distribution with a uniform number u in [0, 1).
 int sample_from(const TokenProbs& d, float u);
 
+// The whole transform for one position: the repetition penalty over the last repeat_last_n
+// tokens of history (logits modified in place), then the cuts above; greedy gives the
+// one-hot distribution of the argmax. Speculative decoding applies exactly this to the
+// target's and the drafter's logits, with the same history, so both sides agree.
+void next_token_distribution(float* logits, int n, const SamplingParams& p, const int* history, int n_history,
+                             TokenProbs& out);
+
 // The whole chain for plain decoding; keeps its own seeded generator.
 class Sampler {
  public:

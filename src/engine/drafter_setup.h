@@ -1,0 +1,50 @@
+// Choosing and loading a drafter for a target (`generate -d DRAFT [--spec KIND]`), and
+// making Drafter instances sized for a request.
+//
+// Without --spec the kind follows from DRAFT: a DeepSpec checkpoint (config.json naming a
+// *DSparkModel architecture) is dspark when it has a sequential or confidence head, else
+// dflash; any other model is a draft-model. `ngram` needs no DRAFT.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/thread_pool.h"
+#include "draft/drafter.h"
+#include "draft/dspark_model.h"
+#include "draft/ngram_drafter.h"
+#include "model/load.h"
+#include "spec/calibration.h"
+
+namespace dspark {
+
+enum class DrafterKind { DSpark, DFlash, DraftModel, Ngram };
+
+const char* drafter_kind_name(DrafterKind k);
+// "dspark", "dflash", "draft-model", "ngram"; Error otherwise.
+DrafterKind parse_drafter_kind(const std::string& name);
+
+// Whether `path` is a DeepSpec drafter folder (config.json with a *DSparkModel architecture).
+bool is_dspark_checkpoint(const std::string& path);
+
+// What is loaded once per drafter; Drafter instances are made from it per request.
+struct DrafterSource {
+  DrafterKind kind = DrafterKind::Ngram;
+  std::string path;
+  std::unique_ptr<DSparkModel> dspark;     // dspark, dflash: attached to the target
+  std::optional<Calibration> calibration;  // dspark: calibration.json beside the checkpoint
+  LoadedModel draft_model;                 // draft-model
+  NgramOptions ngram;
+};
+
+// Loads and checks the drafter against the target (Error naming what does not fit).
+// `kind_name` "" means: decide from the path.
+std::unique_ptr<DrafterSource> load_drafter(const std::string& path, const std::string& kind_name,
+                                            const LoadedModel& target);
+
+// A drafter for n_seqs sequences of up to max_positions tokens each.
+std::unique_ptr<Drafter> make_drafter(const DrafterSource& source, const LoadedModel& target,
+                                      ThreadPool& pool, int n_seqs, int max_positions);
+
+}  // namespace dspark

@@ -1,0 +1,62 @@
+// Speculative generation for one request (DSPARK.md 4): prefill, then rounds of
+//   draft -> choose how many drafts to verify -> one batched target forward over
+//   [anchor, d_0 .. d_{n-1}] -> accept (greedy match or rejection sampling) -> commit the
+//   accepted drafts and the bonus token -> roll the target's and drafter's caches back.
+// The output is the target's: token for token at temperature 0, in distribution otherwise.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "draft/drafter.h"
+#include "engine/generator.h"
+#include "model/kv_cache.h"
+#include "spec/acceptance.h"
+#include "spec/calibration.h"
+#include "spec/scheduler.h"
+
+namespace dspark {
+
+struct SpecOptions {
+  SchedulerKind scheduler = SchedulerKind::Fixed;
+  int draft_max = 0;         // fixed: drafts verified per round (0: the drafter's block)
+  float conf_threshold = 0;  // threshold: the smallest calibrated confidence admitted
+  // Per-position temperatures for the confidence head; null: raw confidences.
+  const Calibration* calibration = nullptr;
+  // prefix: seconds of one target forward over T tokens (the engine's cost profile).
+  std::function<double(int)> verify_seconds;
+  AcceptRule accept = accept_drafts;  // replaced only by tests that check the checks
+};
+
+// Checks options against a drafter: Error for a draft_max outside 1..block, a threshold
+// outside [0, 1], a confidence-based scheduler without a confidence head, or prefix without
+// a cost curve.
+void validate_spec_options(const SpecOptions& o, const Drafter& drafter);
+
+class SpeculativeGenerator {
+ public:
+  // The drafter must hold sequence 0 with room for the whole request (make_drafter).
+  SpeculativeGenerator(const LoadedModel& target, Drafter& drafter, ThreadPool& pool,
+                       const SpecOptions& options);
+
+  GenerateResult generate(const GenerateRequest& req,
+                          const std::function<void(const std::string&)>& on_text = {});
+
+  // The target's KV cache as the last request left it (committed positions only), for tests.
+  const KVCache* cache() const { return cache_.get(); }
+
+ private:
+  // How many of the block's drafts to verify, by the scheduler.
+  int verify_length(const DraftBlock& block, float temperature, double draft_seconds);
+
+  const LoadedModel& lm_;
+  Drafter& drafter_;
+  ThreadPool& pool_;
+  SpecOptions options_;
+  std::unique_ptr<KVCache> cache_;
+  std::vector<float> confidence_, survival_;  // [block] calibrated c_k and products a_k
+};
+
+}  // namespace dspark

@@ -1,0 +1,110 @@
+#include "spec/scheduler.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace dspark {
+
+const char* scheduler_name(SchedulerKind k) {
+  switch (k) {
+    case SchedulerKind::Fixed:
+      return "fixed";
+    case SchedulerKind::Threshold:
+      return "threshold";
+    case SchedulerKind::Prefix:
+      return "prefix";
+  }
+  return "?";
+}
+
+SchedulerKind parse_scheduler(const std::string& name) {
+  if (name == "fixed") return SchedulerKind::Fixed;
+  if (name == "threshold") return SchedulerKind::Threshold;
+  if (name == "prefix") return SchedulerKind::Prefix;
+  fail("unknown scheduler '", name, "' (expected fixed, threshold or prefix)");
+}
+
+int threshold_length(const float* confidence, int n, float threshold) {
+  int k = 0;
+  while (k < n && confidence[k] >= threshold) ++k;
+  return k;
+}
+
+std::vector<int> schedule_prefixes(const std::vector<std::vector<float>>& survival, double draft_seconds,
+                                   const std::function<double(int)>& verify_seconds) {
+  struct Candidate {
+    float a;
+    int pos, request;
+  };
+  std::vector<Candidate> c;
+  for (size_t r = 0; r < survival.size(); ++r)
+    for (size_t j = 0; j < survival[r].size(); ++j)
+      if (survival[r][j] > 0.0f) c.push_back({survival[r][j], int(j), int(r)});
+  // Survival descending, then position, then request: never the draft token itself.
+  std::sort(c.begin(), c.end(), [](const Candidate& x, const Candidate& y) {
+    if (x.a != y.a) return x.a > y.a;
+    if (x.pos != y.pos) return x.pos < y.pos;
+    return x.request < y.request;
+  });
+
+  const int R = int(survival.size());
+  std::vector<int> length(size_t(R), 0), best_length = length;
+  int tokens = R;
+  double tau = R;
+  double best = tau / (draft_seconds + verify_seconds(tokens));
+  for (const Candidate& x : c) {
+    // A request's positions come in order (a is non-increasing in j, ties by position), so
+    // this extends its prefix by one.
+    if (x.pos != length[size_t(x.request)]) break;
+    length[size_t(x.request)] = x.pos + 1;
+    tokens += 1;
+    tau += x.a;
+    const double theta = tau / (draft_seconds + verify_seconds(tokens));
+    if (!(theta > best)) break;
+    best = theta;
+    best_length = length;
+  }
+  return best_length;
+}
+
+int prefix_length(const float* survival, int n, double draft_seconds,
+                  const std::function<double(int)>& verify_seconds) {
+  return schedule_prefixes({std::vector<float>(survival, survival + n)}, draft_seconds, verify_seconds)[0];
+}
+
+DraftGate::DraftGate(double plain_step_seconds, int probe_every)
+    : plain_seconds_(plain_step_seconds), probe_every_(probe_every) {
+  if (!(plain_step_seconds > 0)) fail("draft gate: the plain step time must be positive");
+  if (probe_every < 1) fail("draft gate: probe_every must be at least 1");
+}
+
+// Exponential moving averages: recent rounds matter most, as acceptance drifts with the text.
+constexpr double kDecay = 0.8;
+
+bool DraftGate::should_draft() {
+  if (rounds_ == 0 || speculative_rate() >= plain_rate() || skipped_ >= probe_every_) {
+    skipped_ = 0;
+    return true;
+  }
+  ++skipped_;
+  return false;
+}
+
+void DraftGate::record_round(int committed, double seconds) {
+  if (rounds_++ == 0) {
+    tokens_ = committed;
+    seconds_ = seconds;
+  } else {
+    tokens_ = kDecay * tokens_ + (1 - kDecay) * committed;
+    seconds_ = kDecay * seconds_ + (1 - kDecay) * seconds;
+  }
+}
+
+void DraftGate::record_plain_step(double seconds) {
+  if (seconds > 0) plain_seconds_ = kDecay * plain_seconds_ + (1 - kDecay) * seconds;
+}
+
+double DraftGate::speculative_rate() const { return seconds_ > 0 ? tokens_ / seconds_ : 0.0; }
+
+}  // namespace dspark

@@ -1,0 +1,64 @@
+// How many drafts to verify (DSPARK.md 4 step 4, 5 and 9).
+//
+//   fixed      verify the first N drafts.
+//   threshold  verify up to the first position whose own calibrated confidence c_k is below X
+//              (a per-position test, as in the reference evaluator).
+//   prefix     the hardware-aware prefix scheduler: over all requests of a step, admit draft
+//              positions in order of survival a_{r,j} = c_{r,1} ... c_{r,j} (descending, ties
+//              by position, then by request) while the expected committed tokens per second of
+//              the whole step, tau* / (t_draft + t_verify(tokens)), keeps increasing; stop at
+//              the first decrease (the early stop keeps it lossless: paper, App. A).
+//
+// Each decision about position j depends only on drafts before j, so the output is the
+// target's whatever is chosen. DraftGate decides, before drafting and from earlier rounds
+// only, whether drafting pays at all.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace dspark {
+
+enum class SchedulerKind { Fixed, Threshold, Prefix };
+
+const char* scheduler_name(SchedulerKind k);
+// "fixed", "threshold", "prefix"; Error otherwise.
+SchedulerKind parse_scheduler(const std::string& name);
+
+// The number of leading drafts whose confidence is at least `threshold`.
+int threshold_length(const float* confidence, int n, float threshold);
+
+// survival[r][j] = a_{r,j} for request r's draft j (non-increasing in j). verify_seconds(T):
+// the target's time for one forward over T tokens. Returns how many drafts of each request to
+// verify. Every request verifies its anchor, so the step has R + sum(lengths) tokens.
+std::vector<int> schedule_prefixes(const std::vector<std::vector<float>>& survival, double draft_seconds,
+                                   const std::function<double(int)>& verify_seconds);
+
+// One request's prefix: schedule_prefixes with R = 1.
+int prefix_length(const float* survival, int n, double draft_seconds,
+                  const std::function<double(int)>& verify_seconds);
+
+// Decides before each round whether to draft. It compares the measured rate of speculative
+// rounds (tokens committed per second, moving averages) with the rate of plain decode steps
+// (measured when they happen, else the estimate given at construction) and drafts when
+// speculation is at least as fast. After `probe_every` skipped rounds it drafts once anyway,
+// so a drafter that becomes useful again is noticed.
+class DraftGate {
+ public:
+  explicit DraftGate(double plain_step_seconds, int probe_every = 16);
+
+  bool should_draft();
+  void record_round(int committed_tokens, double seconds);  // a round that drafted
+  void record_plain_step(double seconds);                   // a round that did not
+
+  double speculative_rate() const;  // tokens/s, 0 before any round
+  double plain_rate() const { return 1.0 / plain_seconds_; }
+
+ private:
+  double plain_seconds_;
+  double tokens_ = 0, seconds_ = 0;  // moving averages per speculative round
+  int rounds_ = 0, skipped_ = 0, probe_every_;
+};
+
+}  // namespace dspark
