@@ -191,5 +191,40 @@ TEST(CliTools, BenchWritesJsonWithTheExpectedFields) {
   EXPECT_TRUE(std::filesystem::exists(cached));
 }
 
+TEST(CliTools, BenchQualityReportsEachTypeOrWhyItWasSkipped) {
+  const ScopedDir scoped;
+  const std::string text = scoped.path + "/text.txt";
+  test::write_file(text, "Once upon a time, there was a little dog named Max. Max liked to run in the park.");
+  const nlohmann::json j =
+      run_json("bench quality -m " + tinystories() + " --types Q8_0,q4_k -f " + text + " --json");
+  EXPECT_EQ(j["mode"], "quality");
+  ASSERT_EQ(j["models"].size(), 1u);
+  const nlohmann::json& m = j["models"][0];
+  EXPECT_GT(m["tokens"].get<int>(), 10);
+  EXPECT_EQ(m["positions"].get<int>(), m["tokens"].get<int>() - 1);
+  ASSERT_EQ(m["types"].size(), 2u);
+  const nlohmann::json& q8 = m["types"][0];
+  EXPECT_EQ(q8["type"], "Q8_0");
+  EXPECT_GE(q8["top1_agreement"].get<double>(), 0.9);
+  EXPECT_LT(q8["mean_kl"].get<double>(), 0.01);
+  EXPECT_GE(q8["max_kl"].get<double>(), q8["mean_kl"].get<double>());
+  EXPECT_GT(q8["ppl_fp32"].get<double>(), 1.0);
+  EXPECT_GT(q8["ppl"].get<double>(), 1.0);
+  EXPECT_EQ(m["types"][1]["type"], "Q4_K");
+  EXPECT_THAT(m["types"][1]["skipped"].get<std::string>(), HasSubstr("blocks of 256"));
+
+  // The table, on stdout without --json; an unknown type is a one-line error.
+  std::string table;
+  ASSERT_EQ(run_command(dspark() + " bench quality -m " + tinystories() + " --types F16 -p 'Tom ran home.'",
+                        &table),
+            0);
+  EXPECT_THAT(table, HasSubstr("top-1 agree"));
+  EXPECT_THAT(table, HasSubstr("F16"));
+  std::string err;
+  EXPECT_EQ(
+      run_command(dspark() + " bench quality -m " + tinystories() + " --types Q9 2>&1 >/dev/null", &err), 1);
+  EXPECT_THAT(err, HasSubstr("unknown weight type 'Q9'"));
+}
+
 }  // namespace
 }  // namespace dspark

@@ -4,6 +4,7 @@
 //   verify     time of one forward over K tokens relative to K = 1 (the cost profile)
 //   prefill    tokens/s of a forward over K tokens from an empty cache
 //   all        every one of these
+//   quality    how close each weight type stays to fp32 (bench_quality.cpp; not part of all)
 // Each model also gets a hash of its logits on a fixed prompt, so that correctness drift
 // shows next to the speed.
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "cli/bench_quality.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -49,6 +51,7 @@ struct BenchOptions {
   std::string json_path;
   bool json = false;
   bool store_profile = true;
+  QualityOptions quality;  // quality: types and text; the fields shared with the rest are copied in
 };
 
 double median(std::vector<double> xs) {
@@ -259,6 +262,16 @@ class ModelBench {
 };
 
 void run_bench(BenchOptions o) {
+  if (o.mode == "quality") {
+    QualityOptions& q = o.quality;
+    q.models = o.models;
+    q.tokenizer = o.tokenizer;
+    q.threads = o.threads;
+    q.json = o.json;
+    q.json_path = o.json_path;
+    run_bench_quality(q);
+    return;
+  }
   if (o.n < 1) fail("bench: -n must be at least 1");
   if (o.max_k < 1) fail("bench: --max-k must be at least 1");
   const bool json_stdout = o.json && (o.json_path.empty() || o.json_path == "-");
@@ -317,9 +330,11 @@ void add_bench(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
   CLI::App* cmd =
       app.add_subcommand("bench", "Measure bandwidth, decode speed, the verify cost curve, prefill");
-  cmd->add_option("MODE", o->mode, "What to measure: all, bandwidth, decode, verify, prefill")
+  cmd->add_option("MODE", o->mode,
+                  "What to measure: all (the speed modes), bandwidth, decode, verify, prefill, "
+                  "or quality (each weight type against fp32)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"all", "bandwidth", "decode", "verify", "prefill"}));
+      ->check(CLI::IsMember({"all", "bandwidth", "decode", "verify", "prefill", "quality"}));
   cmd->add_option("-m,--model", o->models,
                   "Model(s) to measure; repeat -m for several (default: the project's)");
   cmd->add_option("--tokenizer", o->tokenizer, "Tokenizer file (as for generate)");
@@ -345,6 +360,11 @@ void add_bench(CLI::App& app) {
   CLI::Option* json =
       cmd->add_option("--json", o->json_path, "Write JSON results to FILE (\"-\" or none: stdout)")
           ->expected(0, 1);
+  cmd->add_option("--types", o->quality.types, "quality: comma-separated weight types to compare with fp32")
+      ->capture_default_str();
+  cmd->add_option("-p,--prompt", o->quality.text,
+                  "quality: the text to read (default: a built-in short story)");
+  cmd->add_option("-f,--file", o->quality.text_file, "quality: read the text from FILE");
   cmd->add_flag("!--no-store", o->store_profile, "verify: do not store the curve in the cost profile cache");
   cmd->callback([o, json] {
     o->json = json->count() > 0;
