@@ -34,6 +34,7 @@ class DSparkForward {
   int context_length(int seq) const { return cache_.length(seq); }
   // The drafter's own cache: truncate / clear / copy sequences (e.g. when a request restarts).
   KVCache& cache() { return cache_; }
+  const KVCache& cache() const { return cache_; }
 
   // Appends context rows for positions [context_length(seq), context_length(seq) + n_rows).
   // taps: [n_rows, m*d], each row the target's tapped layer outputs concatenated in
