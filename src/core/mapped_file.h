@@ -27,6 +27,12 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Drops the pages of [p, p + n) from this process's memory when the range lies inside a live
+// MappedFile (they are read again from the file if touched later; the data never changes);
+// does nothing for any other memory. Lets a tool that reads a large file once (quantize)
+// keep about one tensor of it resident. Returns whether the range was a mapped file's.
+bool release_mapped_pages(const void* p, size_t n);
+
 // Reads a whole (small) text file; throws Error naming the path on failure.
 std::string read_text_file(const std::string& path);
 bool file_exists(const std::string& path);

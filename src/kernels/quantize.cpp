@@ -253,17 +253,30 @@ void dequantize_row(const TensorView& w, int64_t row, float* out) {
   dequantize(w.type, w.row(row), w.cols(), out);
 }
 
-std::vector<uint8_t> convert_tensor(const TensorView& t, DType type) {
+namespace {
+
+void check_whole_blocks(const TensorView& t, DType type) {
   if (t.cols() % dtype_block_elems(type) != 0)
     fail("tensor '", t.name, "': rows of ", t.cols(), " values cannot be stored as ", dtype_name(type),
          " (blocks of ", dtype_block_elems(type), ")");
+}
+
+}  // namespace
+
+void convert_tensor(const TensorView& t, DType type, void* out) {
+  check_whole_blocks(t, type);
   const size_t row_bytes = dtype_row_bytes(type, t.cols());
-  std::vector<uint8_t> out(row_bytes * size_t(t.rows()));
   std::vector<float> row(size_t(t.cols()));
   for (int64_t r = 0; r < t.rows(); ++r) {
     dequantize_row(t, r, row.data());
-    quantize_row(type, row.data(), t.cols(), out.data() + size_t(r) * row_bytes);
+    quantize_row(type, row.data(), t.cols(), static_cast<uint8_t*>(out) + size_t(r) * row_bytes);
   }
+}
+
+std::vector<uint8_t> convert_tensor(const TensorView& t, DType type) {
+  check_whole_blocks(t, type);
+  std::vector<uint8_t> out(dtype_row_bytes(type, t.cols()) * size_t(t.rows()));
+  convert_tensor(t, type, out.data());
   return out;
 }
 

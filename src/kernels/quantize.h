@@ -23,6 +23,8 @@ void dequantize(DType type, const void* in, int64_t n, float* out);
 
 // Converts a whole tensor (any stored type) to `type`; returns the new bytes.
 std::vector<uint8_t> convert_tensor(const TensorView& t, DType type);
+// The same into `out`, which must hold dtype_row_bytes(type, t.cols()) * t.rows() bytes.
+void convert_tensor(const TensorView& t, DType type, void* out);
 
 // Activations for integer dot products, rounded half to even (as the SIMD kernels round).
 // Q8_0 (n a multiple of 32): d = fp16(max|x| / 127), q = round(x * 127 / max|x|).

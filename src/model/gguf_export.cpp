@@ -3,7 +3,9 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/mapped_file.h"
 #include "kernels/quantize.h"
+#include "model/convert.h"
 
 namespace dspark {
 
@@ -22,27 +24,29 @@ std::vector<uint8_t> permute_rows_for_pairs(const TensorView& t, int n_heads) {
   return out;
 }
 
+// Adds each tensor as a source the writer calls when it reaches it: the conversion (and
+// permutation) of a tensor happens then, so only one converted tensor exists at a time. The
+// views must stay valid until the file is written.
 class TensorSink {
  public:
   TensorSink(GgufWriter& w, const GgufExportOptions& o) : w_(w), o_(o) {}
 
-  // Matrices take the requested type; vectors (norms, biases) are always F32.
   void add(const std::string& name, const TensorView& t, int permute_heads = 0) {
-    TensorView src = t;
-    std::vector<uint8_t> permuted;
-    if (permute_heads > 0) {
-      permuted = permute_rows_for_pairs(t, permute_heads);
-      src.data = permuted.data();
-    }
-    DType type = t.shape.size() == 1 ? DType::F32 : o_.weight_type.value_or(t.type);
-    // Rows that are not a whole number of blocks (llama2.c's hidden size 172) stay as stored.
-    if (t.cols() % dtype_block_elems(type) != 0) type = t.type;
-    if (type == src.type) {
-      w_.add_tensor(name, type, src.shape, src.data);
-    } else {
-      const std::vector<uint8_t> bytes = convert_tensor(src, type);
-      w_.add_tensor(name, type, src.shape, bytes.data());
-    }
+    const DType type = converted_type(t, o_.weight_type);
+    w_.add_tensor_source(name, type, t.shape, [t, type, permute_heads](std::string& out) {
+      TensorView src = t;
+      std::vector<uint8_t> permuted;
+      if (permute_heads > 0) {
+        permuted = permute_rows_for_pairs(t, permute_heads);
+        src.data = permuted.data();
+      }
+      out.resize(dtype_row_bytes(type, src.cols()) * size_t(src.rows()));
+      if (type == src.type)
+        std::memcpy(out.data(), src.data, out.size());
+      else
+        convert_tensor(src, type, out.data());
+      release_mapped_pages(t.data, t.nbytes());  // read once: keep the input's pages from piling up
+    });
   }
 
  private:
@@ -57,21 +61,7 @@ void export_gguf(const Model& m, const std::string& path, const GgufExportOption
   if (c.arch != Arch::Llama && c.rope_style != RopeStyle::Halves)
     fail(path, ": a ", arch_name(c.arch), " GGUF must use rotate-half RoPE");
   GgufWriter w;
-  const std::string a = arch_name(c.arch);
-  w.set_string("general.architecture", a);
-  w.set_string("general.name", o.name.empty() ? "dspark export" : o.name);
-  w.set_uint32(a + ".block_count", uint32_t(c.n_layers));
-  w.set_uint32(a + ".embedding_length", uint32_t(c.dim));
-  w.set_uint32(a + ".feed_forward_length", uint32_t(c.ffn_dim));
-  w.set_uint32(a + ".attention.head_count", uint32_t(c.n_heads));
-  w.set_uint32(a + ".attention.head_count_kv", uint32_t(c.n_kv_heads));
-  w.set_uint32(a + ".attention.key_length", uint32_t(c.head_dim));
-  w.set_uint32(a + ".attention.value_length", uint32_t(c.head_dim));
-  w.set_uint32(a + ".context_length", uint32_t(c.max_seq_len));
-  w.set_uint32(a + ".vocab_size", uint32_t(c.vocab_size));
-  w.set_float32(a + ".attention.layer_norm_rms_epsilon", c.norm_eps);
-  w.set_float32(a + ".rope.freq_base", c.rope_theta);
-  w.set_uint32(a + ".rope.dimension_count", uint32_t(c.head_dim));
+  write_model_metadata(w, c, o.name.empty() ? "dspark export" : o.name);
   if (m.tokens.bos >= 0) w.set_uint32("tokenizer.ggml.bos_token_id", uint32_t(m.tokens.bos));
   if (!m.tokens.eos.empty()) w.set_uint32("tokenizer.ggml.eos_token_id", uint32_t(m.tokens.eos[0]));
   if (o.add_tokenizer) o.add_tokenizer(w);
@@ -105,6 +95,24 @@ void export_gguf(const Model& m, const std::string& path, const GgufExportOption
   sink.add("output_norm.weight", m.output_norm);
   if (!c.tied_embeddings) sink.add("output.weight", m.output);
   w.write(path);
+}
+
+void write_model_metadata(GgufWriter& w, const ModelConfig& c, const std::string& name) {
+  const std::string a = arch_name(c.arch);
+  w.set_string("general.architecture", a);
+  w.set_string("general.name", name);
+  w.set_uint32(a + ".block_count", uint32_t(c.n_layers));
+  w.set_uint32(a + ".embedding_length", uint32_t(c.dim));
+  w.set_uint32(a + ".feed_forward_length", uint32_t(c.ffn_dim));
+  w.set_uint32(a + ".attention.head_count", uint32_t(c.n_heads));
+  w.set_uint32(a + ".attention.head_count_kv", uint32_t(c.n_kv_heads));
+  w.set_uint32(a + ".attention.key_length", uint32_t(c.head_dim));
+  w.set_uint32(a + ".attention.value_length", uint32_t(c.head_dim));
+  w.set_uint32(a + ".context_length", uint32_t(c.max_seq_len));
+  w.set_uint32(a + ".vocab_size", uint32_t(c.vocab_size));
+  w.set_float32(a + ".attention.layer_norm_rms_epsilon", c.norm_eps);
+  w.set_float32(a + ".rope.freq_base", c.rope_theta);
+  w.set_uint32(a + ".rope.dimension_count", uint32_t(c.head_dim));
 }
 
 }  // namespace dspark

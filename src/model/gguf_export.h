@@ -10,6 +10,7 @@
 
 #include "core/dtype.h"
 #include "formats/gguf.h"
+#include "model/config.h"
 #include "model/model.h"
 
 namespace dspark {
@@ -21,6 +22,13 @@ struct GgufExportOptions {
   std::function<void(GgufWriter&)> add_tokenizer;
 };
 
+// Converts and writes one tensor at a time: memory holds about one tensor of the output
+// (two when Q/K rows are permuted), never the whole converted model, and the pages of a
+// memory-mapped input are released once their tensor is written.
 void export_gguf(const Model& model, const std::string& path, const GgufExportOptions& options = {});
+
+// The metadata llama.cpp reads for the model's shape: general.architecture, general.name and
+// the <arch>.* keys (block_count, embedding_length, attention.*, rope.*, ...).
+void write_model_metadata(GgufWriter& w, const ModelConfig& c, const std::string& name);
 
 }  // namespace dspark

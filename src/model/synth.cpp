@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "kernels/quantize.h"
+#include "model/gguf_export.h"
 #include "tokenizer/byte_level.h"
 
 namespace dspark {
@@ -307,23 +308,9 @@ void add_synth_model(GgufWriter& w, const SynthPreset& p, const SynthOptions& o,
   const std::vector<TensorSpec> specs = tensor_specs(c, o.weight_type);
   check_block_fit(p, specs);
 
-  const std::string a = arch_name(c.arch);
-  w.set_string("general.architecture", a);
-  w.set_string("general.name", "dspark synth " + p.name);
+  write_model_metadata(w, c, "dspark synth " + p.name);
   w.set_string("dspark.synth.preset", p.name);
   w.set_uint64("dspark.synth.seed", o.seed);
-  w.set_uint32(a + ".block_count", uint32_t(c.n_layers));
-  w.set_uint32(a + ".embedding_length", uint32_t(c.dim));
-  w.set_uint32(a + ".feed_forward_length", uint32_t(c.ffn_dim));
-  w.set_uint32(a + ".attention.head_count", uint32_t(c.n_heads));
-  w.set_uint32(a + ".attention.head_count_kv", uint32_t(c.n_kv_heads));
-  w.set_uint32(a + ".attention.key_length", uint32_t(c.head_dim));
-  w.set_uint32(a + ".attention.value_length", uint32_t(c.head_dim));
-  w.set_uint32(a + ".context_length", uint32_t(c.max_seq_len));
-  w.set_uint32(a + ".vocab_size", uint32_t(c.vocab_size));
-  w.set_float32(a + ".attention.layer_norm_rms_epsilon", c.norm_eps);
-  w.set_float32(a + ".rope.freq_base", c.rope_theta);
-  w.set_uint32(a + ".rope.dimension_count", uint32_t(c.head_dim));
   add_synth_tokenizer(w, make_synth_vocab(c.vocab_size), p.pre_tokenizer);
 
   const uint64_t seed = o.seed;
