@@ -129,6 +129,26 @@ TEST(Safetensors, WriterRefusesWhatItCannotWrite) {
               HasSubstr("no data"));
 }
 
+TEST(Safetensors, WriterRefusesEveryQuantizedType) {
+  const std::string path = test::temp_dir() + "/q.safetensors";
+  static const uint8_t buf[4 * 256] = {};  // more than one row of 256 values in any type
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+    const std::string name(dtype_name(t));
+    EXPECT_THAT(error_of([&] {
+                  write_safetensors(path, {{"f", DType::F32, {1}, buf}, {"q", t, {1, 256}, buf}});
+                }),
+                HasSubstr(path + ": tensor 'q': safetensors has no " + name + " type"))
+        << name;
+    EXPECT_FALSE(std::filesystem::exists(path)) << name;
+  }
+  // The plain element types are written and read back.
+  for (DType t : {DType::F32, DType::F16, DType::BF16}) {
+    write_safetensors(path, {{"x", t, {1, 256}, buf}});
+    auto f = SafetensorsFile::open(path);
+    EXPECT_EQ(f->tensors().at("x").view.type, t);
+  }
+}
+
 TEST(Safetensors, EveryTruncationIsAnError) {
   const std::string bytes = written_file({{"format", "pt"}});
   ASSERT_NO_THROW(parse_bytes(bytes));

@@ -303,7 +303,9 @@ std::vector<const TensorView*> write_order(const std::vector<TensorView>& tensor
 }
 
 void check_writable(const std::string& path, const TensorView& t, std::set<std::string>& names) {
-  if (t.type == DType::Q8_0) fail(path, ": tensor '", t.name, "': safetensors has no Q8_0 type");
+  // safetensors stores plain elements only: every block-quantized type is refused.
+  if (!dtype_from_safetensors(std::string(dtype_name(t.type))))
+    fail(path, ": tensor '", t.name, "': safetensors has no ", dtype_name(t.type), " type");
   if (t.name == kMetadataKey || !names.insert(t.name).second)
     fail(path, ": tensor name '", t.name, "' is reserved or used twice");
   for (int64_t d : t.shape)
