@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/mapped_file.h"
+#include "formats/json_fields.h"
 
 namespace dspark {
 
@@ -26,64 +27,20 @@ const char* markov_head_name(MarkovHead h) {
 
 namespace {
 
-// Typed field access naming the file and the field on any problem.
-struct Fields {
-  const json& j;
-  const std::string& file;
-
-  const json* find(const char* key) const {
-    auto it = j.find(key);
-    return it == j.end() || it->is_null() ? nullptr : &*it;
-  }
-  int to_int(const json& v, const char* key) const {
-    if (!v.is_number_integer() || v.get<int64_t>() < -(int64_t(1) << 30) ||
-        v.get<int64_t>() > (int64_t(1) << 30))
-      fail(file, ": field '", key, "' must be an integer, got ", v.dump());
-    return int(v.get<int64_t>());
-  }
-  int get_int(const char* key) const {
-    const json* v = find(key);
-    if (!v) fail(file, ": missing field '", key, "'");
-    return to_int(*v, key);
-  }
-  int get_int_or(const char* key, int def) const {
-    const json* v = find(key);
-    return v ? to_int(*v, key) : def;
-  }
-  double get_float_or(const char* key, double def) const {
-    const json* v = find(key);
-    if (!v) return def;
-    if (!v->is_number()) fail(file, ": field '", key, "' must be a number, got ", v->dump());
-    return v->get<double>();
-  }
-  bool get_bool_or(const char* key, bool def) const {
-    const json* v = find(key);
-    if (!v) return def;
-    if (!v->is_boolean()) fail(file, ": field '", key, "' must be true or false, got ", v->dump());
-    return v->get<bool>();
-  }
-  std::string get_string_or(const char* key, const std::string& def) const {
-    const json* v = find(key);
-    if (!v) return def;
-    if (!v->is_string()) fail(file, ": field '", key, "' must be a string, got ", v->dump());
-    return v->get<std::string>();
-  }
-};
-
-std::string parse_architecture(const Fields& f) {
+std::string parse_architecture(const JsonFields& f) {
   const json* a = f.find("architectures");
   if (!a || !a->is_array() || a->empty() || !(*a)[0].is_string())
-    fail(f.file,
+    fail(f.file(),
          ": field 'architectures' must be a list naming the drafter class (expected Qwen3DSparkModel)");
   const std::string name = (*a)[0].get<std::string>();
   if (name == "Gemma4DSparkModel")
-    fail(f.file, ": architecture 'Gemma4DSparkModel' is not supported yet (only Qwen3DSparkModel)");
+    fail(f.file(), ": architecture 'Gemma4DSparkModel' is not supported yet (only Qwen3DSparkModel)");
   if (name != "Qwen3DSparkModel")
-    fail(f.file, ": field 'architectures' is '", name, "', expected 'Qwen3DSparkModel' (a DSpark drafter)");
+    fail(f.file(), ": field 'architectures' is '", name, "', expected 'Qwen3DSparkModel' (a DSpark drafter)");
   return name;
 }
 
-ModelConfig parse_backbone(const Fields& f) {
+ModelConfig parse_backbone(const JsonFields& f) {
   ModelConfig c;
   c.arch = Arch::Qwen3;
   c.dim = f.get_int("hidden_size");
@@ -91,56 +48,42 @@ ModelConfig parse_backbone(const Fields& f) {
   c.n_layers = f.get_int("num_hidden_layers");
   c.n_heads = f.get_int("num_attention_heads");
   c.n_kv_heads = f.get_int_or("num_key_value_heads", c.n_heads);
-  if (c.n_heads <= 0) fail(f.file, ": field 'num_attention_heads' must be positive, got ", c.n_heads);
+  if (c.n_heads <= 0) fail(f.file(), ": field 'num_attention_heads' must be positive, got ", c.n_heads);
   c.head_dim = f.get_int_or("head_dim", c.dim / c.n_heads);
   c.vocab_size = f.get_int("vocab_size");
   c.max_seq_len = f.get_int_or("max_position_embeddings", 2048);
   c.norm_eps = float(f.get_float_or("rms_norm_eps", 1e-6));
-  c.rope_theta = float(f.get_float_or("rope_theta", 10000.0));
-  if (const json* rp = f.find("rope_parameters"); rp && rp->is_object()) {
-    const std::string label = f.file + " rope_parameters";
-    c.rope_theta = float(Fields{*rp, label}.get_float_or("rope_theta", c.rope_theta));
-  }
-  for (const char* key : {"rope_scaling", "rope_parameters"}) {
-    const json* s = f.find(key);
-    if (!s || !s->is_object()) continue;
-    const json* type = s->contains("rope_type") ? &(*s)["rope_type"]
-                       : s->contains("type")    ? &(*s)["type"]
-                                                : nullptr;
-    if (type && (!type->is_string() || type->get<std::string>() != "default"))
-      fail(f.file, ": RoPE scaling ", type->dump(), " in '", key,
-           "' is not supported yet (expected \"default\")");
-  }
+  c.rope_theta = f.rope_theta(10000.0);
   c.rope_style = RopeStyle::Halves;
   c.qk_norm = true;
   c.qkv_bias = false;
   c.tied_embeddings = false;
   if (f.get_bool_or("attention_bias", false))
-    fail(f.file,
+    fail(f.file(),
          ": field 'attention_bias' is true; a Qwen3 DSpark drafter has no attention biases (expected false)");
-  if (f.get_bool_or("mlp_bias", false)) fail(f.file, ": field 'mlp_bias' is true, expected false");
+  if (f.get_bool_or("mlp_bias", false)) fail(f.file(), ": field 'mlp_bias' is true, expected false");
   if (const std::string act = f.get_string_or("hidden_act", "silu"); act != "silu")
-    fail(f.file, ": field 'hidden_act' is '", act, "', expected 'silu'");
+    fail(f.file(), ": field 'hidden_act' is '", act, "', expected 'silu'");
   return c;
 }
 
-std::vector<int> parse_layer_ids(const Fields& f) {
+std::vector<int> parse_layer_ids(const JsonFields& f) {
   const json* ids = f.find("target_layer_ids");
-  if (!ids) fail(f.file, ": missing field 'target_layer_ids'");
+  if (!ids) fail(f.file(), ": missing field 'target_layer_ids'");
   if (!ids->is_array())
-    fail(f.file, ": field 'target_layer_ids' must be a list of integers, got ", ids->dump());
+    fail(f.file(), ": field 'target_layer_ids' must be a list of integers, got ", ids->dump());
   std::vector<int> out;
   for (const json& v : *ids) out.push_back(f.to_int(v, "target_layer_ids"));
   return out;
 }
 
-MarkovHead parse_markov_type(const Fields& f, int rank) {
+MarkovHead parse_markov_type(const JsonFields& f, int rank) {
   if (rank <= 0) return MarkovHead::None;  // `markov_head_type` is written only when rank > 0
   const std::string type = f.get_string_or("markov_head_type", "vanilla");
   if (type == "vanilla") return MarkovHead::Vanilla;
   if (type == "rnn") return MarkovHead::Rnn;
   if (type == "gated") return MarkovHead::Gated;
-  fail(f.file, ": field 'markov_head_type' is '", type, "', expected 'vanilla', 'rnn' or 'gated'");
+  fail(f.file(), ": field 'markov_head_type' is '", type, "', expected 'vanilla', 'rnn' or 'gated'");
 }
 
 }  // namespace
@@ -198,7 +141,7 @@ DSparkConfig parse_dspark_config(const std::string& json_text, const std::string
     fail(file, ": invalid JSON: ", e.what());
   }
   if (!j.is_object()) fail(file, ": expected a JSON object");
-  const Fields f{j, file};
+  const JsonFields f(j, file);
   DSparkConfig c;
   c.architecture = parse_architecture(f);
   c.backbone = parse_backbone(f);

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/mapped_file.h"
+#include "formats/json_fields.h"
 #include "formats/safetensors.h"
 #include "model/loaders.h"
 
@@ -22,56 +23,19 @@ json parse_json_file(const std::string& path) {
   }
 }
 
-// Typed field access naming the file and the field on any problem.
-struct ConfigReader {
-  const json& j;
-  std::string file;
-
-  const json* find(const char* key) const {
-    auto it = j.find(key);
-    return it == j.end() || it->is_null() ? nullptr : &*it;
-  }
-  int get_int(const char* key) const {
-    const json* v = find(key);
-    if (!v) fail(file, ": missing field '", key, "'");
-    return to_int(*v, key);
-  }
-  int get_int_or(const char* key, int def) const {
-    const json* v = find(key);
-    return v ? to_int(*v, key) : def;
-  }
-  int to_int(const json& v, const char* key) const {
-    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > (int64_t(1) << 30))
-      fail(file, ": field '", key, "' must be a non-negative integer, got ", v.dump());
-    return int(v.get<int64_t>());
-  }
-  double get_float_or(const char* key, double def) const {
-    const json* v = find(key);
-    if (!v) return def;
-    if (!v->is_number()) fail(file, ": field '", key, "' must be a number, got ", v->dump());
-    return v->get<double>();
-  }
-  bool get_bool_or(const char* key, bool def) const {
-    const json* v = find(key);
-    if (!v) return def;
-    if (!v->is_boolean()) fail(file, ": field '", key, "' must be true or false, got ", v->dump());
-    return v->get<bool>();
-  }
-};
-
-Arch parse_arch(const ConfigReader& r) {
+Arch parse_arch(const JsonFields& r) {
   const json* a = r.find("architectures");
   if (!a || !a->is_array() || a->empty() || !(*a)[0].is_string())
-    fail(r.file, ": field 'architectures' must be a list naming the model class");
+    fail(r.file(), ": field 'architectures' must be a list naming the model class");
   const std::string name = (*a)[0].get<std::string>();
   if (name == "LlamaForCausalLM" || name == "MistralForCausalLM") return Arch::Llama;
   if (name == "Qwen2ForCausalLM") return Arch::Qwen2;
   if (name == "Qwen3ForCausalLM") return Arch::Qwen3;
-  fail(r.file, ": unsupported architecture '", name,
+  fail(r.file(), ": unsupported architecture '", name,
        "' (supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)");
 }
 
-ModelConfig parse_config(const ConfigReader& r) {
+ModelConfig parse_config(const JsonFields& r) {
   ModelConfig c;
   c.arch = parse_arch(r);
   c.dim = r.get_int("hidden_size");
@@ -79,32 +43,20 @@ ModelConfig parse_config(const ConfigReader& r) {
   c.n_layers = r.get_int("num_hidden_layers");
   c.n_heads = r.get_int("num_attention_heads");
   c.n_kv_heads = r.get_int_or("num_key_value_heads", c.n_heads);
-  if (c.n_heads == 0) fail(r.file, ": field 'num_attention_heads' is 0");
+  if (c.n_heads == 0) fail(r.file(), ": field 'num_attention_heads' is 0");
   c.head_dim = r.get_int_or("head_dim", c.dim / c.n_heads);
   c.vocab_size = r.get_int("vocab_size");
   c.max_seq_len = r.get_int_or("max_position_embeddings", 2048);
   c.norm_eps = float(r.get_float_or("rms_norm_eps", 1e-6));
-  c.rope_theta = float(r.get_float_or("rope_theta", 10000.0));
-  if (const json* rp = r.find("rope_parameters"); rp && rp->is_object() && rp->contains("rope_theta"))
-    c.rope_theta =
-        float(ConfigReader{*rp, r.file + " rope_parameters"}.get_float_or("rope_theta", c.rope_theta));
-  for (const char* key : {"rope_scaling", "rope_parameters"}) {
-    const json* s = r.find(key);
-    if (!s || !s->is_object()) continue;
-    const json* type = s->contains("rope_type") ? &(*s)["rope_type"]
-                       : s->contains("type")    ? &(*s)["type"]
-                                                : nullptr;
-    if (type && (!type->is_string() || type->get<std::string>() != "default"))
-      fail(r.file, ": RoPE scaling ", type->dump(), " in '", key, "' is not supported yet");
-  }
+  c.rope_theta = r.rope_theta(10000.0);
   c.rope_style = RopeStyle::Halves;
   c.qkv_bias = c.arch == Arch::Qwen2;
   c.qk_norm = c.arch == Arch::Qwen3;
   if (c.arch != Arch::Qwen2 && r.get_bool_or("attention_bias", false))
-    fail(r.file, ": attention_bias = true is not supported for this architecture");
-  if (r.get_bool_or("mlp_bias", false)) fail(r.file, ": mlp_bias = true is not supported");
+    fail(r.file(), ": attention_bias = true is not supported for this architecture");
+  if (r.get_bool_or("mlp_bias", false)) fail(r.file(), ": mlp_bias = true is not supported");
   if (const json* act = r.find("hidden_act"); act && *act != "silu")
-    fail(r.file, ": hidden_act ", act->dump(), " is not supported (only silu)");
+    fail(r.file(), ": hidden_act ", act->dump(), " is not supported (only silu)");
   c.tied_embeddings = r.get_bool_or("tie_word_embeddings", false);
   return c;
 }
@@ -132,7 +84,7 @@ std::unique_ptr<Model> load_hf_folder(const std::string& dir) {
   auto m = std::make_unique<Model>();
   m->source = dir;
   m->format = "safetensors";
-  m->config = parse_config(ConfigReader{config, config_path});
+  m->config = parse_config(JsonFields(config, config_path, 0));
   read_special_ids(config, m->tokens);
   const std::string gen_path = (fs::path(dir) / "generation_config.json").string();
   if (fs::exists(gen_path)) read_special_ids(parse_json_file(gen_path), m->tokens);
