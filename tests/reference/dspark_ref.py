@@ -26,53 +26,16 @@ Writes, per block i, float32 LE files in OUTDIR:
 import argparse
 import json
 import os
-import struct
+import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from safetensors_io import read_folder_tensors  # noqa: E402
 
 
 # ----------------------------------------------------------------------------
 # loading
-
-
-def read_safetensors_file(path):
-    """{name: float64 ndarray} of one safetensors file."""
-    with open(path, "rb") as f:
-        data = f.read()
-    (hlen,) = struct.unpack_from("<Q", data, 0)
-    header = json.loads(data[8:8 + hlen].decode("utf-8"))
-    base = 8 + hlen
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        lo, hi = info["data_offsets"]
-        raw = data[base + lo:base + hi]
-        dt = info["dtype"]
-        if dt == "F32":
-            a = np.frombuffer(raw, dtype="<f4").astype(np.float64)
-        elif dt == "F16":
-            a = np.frombuffer(raw, dtype="<f2").astype(np.float64)
-        elif dt == "BF16":  # the upper 16 bits of an IEEE float32
-            bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << np.uint32(16)
-            a = bits.view("<f4").astype(np.float64)
-        else:
-            raise ValueError("%s: unsupported dtype %s for %s" % (path, dt, name))
-        out[name] = a.reshape(info["shape"])
-    return out
-
-
-def read_folder_tensors(folder):
-    """All tensors of a folder: model.safetensors or the shards of its index."""
-    index = os.path.join(folder, "model.safetensors.index.json")
-    if os.path.exists(index):
-        weight_map = json.load(open(index))["weight_map"]
-        out = {}
-        for shard in sorted(set(weight_map.values())):
-            t = read_safetensors_file(os.path.join(folder, shard))
-            out.update({k: v for k, v in t.items() if weight_map.get(k) == shard})
-        return out
-    return read_safetensors_file(os.path.join(folder, "model.safetensors"))
 
 
 def target_matrices(folder):

@@ -24,37 +24,14 @@ import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from safetensors_io import read_safetensors  # noqa: E402
+
 LLAMA2C_MAGIC = 0x616B3432  # "ak42"
 
 
 # ----------------------------------------------------------------------------
 # loading
-
-
-def read_safetensors(path):
-    """Returns {name: float64 ndarray}. Offsets are relative to the header end."""
-    with open(path, "rb") as f:
-        data = f.read()
-    (hlen,) = struct.unpack_from("<Q", data, 0)
-    header = json.loads(data[8:8 + hlen].decode("utf-8"))
-    base = 8 + hlen
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        lo, hi = info["data_offsets"]
-        raw = data[base + lo:base + hi]
-        dt = info["dtype"]
-        if dt == "F32":
-            a = np.frombuffer(raw, dtype="<f4")
-        elif dt == "F16":
-            a = np.frombuffer(raw, dtype="<f2")
-        elif dt == "BF16":  # bf16 = upper 16 bits of a float32
-            a = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view("<f4")
-        else:
-            raise ValueError("unsupported safetensors dtype %s for %s" % (dt, name))
-        out[name] = a.astype(np.float64).reshape(info["shape"])
-    return out
 
 
 def load_hf(folder):

@@ -19,31 +19,13 @@ Weights ~ N(0, 0.1) (Markov W1/W2 ~ N(0, 0.3)); norm weights 1 + N(0, 0.1); bias
 import argparse
 import json
 import os
-import struct
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dspark_ref import target_matrices  # noqa: E402
-from make_random_model import to_bytes  # noqa: E402
-
-
-def write_shard(path, names, tensors, dtype):
-    header, blobs, off = {}, [], 0
-    for name in names:
-        b = to_bytes(tensors[name], dtype)
-        header[name] = {"dtype": dtype, "shape": list(tensors[name].shape),
-                        "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    h += b" " * ((-len(h)) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
+from safetensors_io import write_safetensors  # noqa: E402
 
 
 def make(tcfg, target_dir, a):
@@ -130,12 +112,12 @@ def main():
     names = sorted(t)
     dtype = a.dtype.upper()
     if a.shards == 1:
-        write_shard(os.path.join(a.out, "model.safetensors"), names, t, dtype)
+        write_safetensors(os.path.join(a.out, "model.safetensors"), t, dtype, names)
         return
     parts = [names[::2], names[1::2]]
     files = ["model-%05d-of-00002.safetensors" % (i + 1) for i in range(2)]
     for part, name in zip(parts, files):
-        write_shard(os.path.join(a.out, name), part, t, dtype)
+        write_safetensors(os.path.join(a.out, name), t, dtype, part)
     weight_map = {n: files[i] for i, part in enumerate(parts) for n in part}
     with open(os.path.join(a.out, "model.safetensors.index.json"), "w") as f:
         json.dump({"metadata": {}, "weight_map": weight_map}, f, indent=2)

@@ -12,43 +12,18 @@ Qwen2 q/k/v biases ~ N(0, 0.1); lm_head.weight only when --tied 0.
 import argparse
 import json
 import os
-import struct
+import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from safetensors_io import write_safetensors  # noqa: E402
 
 ARCH = {
     "llama": ("LlamaForCausalLM", "llama", 10000.0),
     "qwen2": ("Qwen2ForCausalLM", "qwen2", 1000000.0),
     "qwen3": ("Qwen3ForCausalLM", "qwen3", 1000000.0),
 }
-
-
-def to_bytes(a, dtype):
-    a = np.ascontiguousarray(a, dtype=np.float32)
-    if dtype == "F32":
-        return a.astype("<f4").tobytes()
-    if dtype == "F16":
-        return a.astype("<f2").tobytes()
-    u = a.view(np.uint32).astype(np.uint64)  # BF16: round to nearest even
-    u = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
-    return u.astype("<u2").tobytes()
-
-
-def write_safetensors(path, tensors, dtype):
-    header, blobs, off = {}, [], 0
-    for name in sorted(tensors):
-        b = to_bytes(tensors[name], dtype)
-        header[name] = {"dtype": dtype, "shape": list(tensors[name].shape),
-                        "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    h += b" " * ((-len(h)) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
 
 
 def make(arch, seed, tied, head_dim=None, rope_theta=None):
