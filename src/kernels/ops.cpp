@@ -43,6 +43,29 @@ void rope_adjacent(float* v, int head_dim, int pos, float theta) {
   }
 }
 
+void rope_angles(float* cs, int head_dim, int pos, float theta) {
+  for (int i = 0; i < head_dim / 2; ++i) rope_angle(i, head_dim, pos, theta, &cs[2 * i], &cs[2 * i + 1]);
+}
+
+void rope_halves(float* v, int head_dim, const float* cs) {
+  const int half = head_dim / 2;
+  for (int i = 0; i < half; ++i) {
+    const float c = cs[2 * i], s = cs[2 * i + 1];
+    const float a = v[i], b = v[i + half];
+    v[i] = a * c - b * s;
+    v[i + half] = a * s + b * c;
+  }
+}
+
+void rope_adjacent(float* v, int head_dim, const float* cs) {
+  for (int i = 0; i < head_dim / 2; ++i) {
+    const float c = cs[2 * i], s = cs[2 * i + 1];
+    const float a = v[2 * i], b = v[2 * i + 1];
+    v[2 * i] = a * c - b * s;
+    v[2 * i + 1] = a * s + b * c;
+  }
+}
+
 void softmax(float* x, int n) {
   const float mx = *std::max_element(x, x + n);
   float sum = 0;

@@ -13,6 +13,12 @@ void rmsnorm(float* out, const float* x, const float* w, int n, float eps);
 void rope_halves(float* v, int head_dim, int pos, float theta);
 void rope_adjacent(float* v, int head_dim, int pos, float theta);
 
+// The same rotations with the angles of one position computed once for every head and
+// layer: cs[2i] = cos, cs[2i+1] = sin of pair i (head_dim floats). Results are identical.
+void rope_angles(float* cs, int head_dim, int pos, float theta);
+void rope_halves(float* v, int head_dim, const float* cs);
+void rope_adjacent(float* v, int head_dim, const float* cs);
+
 // In-place softmax over n values (max subtracted first).
 void softmax(float* x, int n);
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "model/config.h"
@@ -25,6 +26,9 @@ class KVCache {
   float* value(int layer, int seq, int pos) { return data_.data() + offset(layer, seq, pos, 1); }
   const float* key(int layer, int seq, int pos) const { return data_.data() + offset(layer, seq, pos, 0); }
   const float* value(int layer, int seq, int pos) const { return data_.data() + offset(layer, seq, pos, 1); }
+  // Floats from the row of one position to the next, for a (layer, seq): the rows of a
+  // sequence are contiguous, so attention can walk them from position 0.
+  int64_t position_stride() const { return kv_dim_; }
 
   // Keeps the first n positions of a sequence (rollback of rejected drafts).
   void truncate(int seq, int n);

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/attention.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 
@@ -30,6 +31,7 @@ void Transformer::reserve(int n) {
   v_.resize(t * size_t(c.kv_dim()));
   gate_.resize(t * size_t(c.ffn_dim));
   up_.resize(t * size_t(c.ffn_dim));
+  rope_.resize(t * size_t(c.head_dim));
   reserved_ = n;
 }
 
@@ -85,10 +87,14 @@ void Transformer::forward(const Batch& batch, KVCache& cache, float* logits, con
   const int T = batch.size();
   if (T == 0) return;
   reserve(T);
-  for (auto& s : scores_) s.resize(size_t(cache.capacity()));
+  const size_t scores = attention_scratch_floats(c.n_heads / c.n_kv_heads, cache.capacity());
+  for (auto& s : scores_) s.resize(scores);
 
-  for (int t = 0; t < T; ++t)
+  for (int t = 0; t < T; ++t) {
     dequantize_row(model_.tok_embeddings, batch.tokens[size_t(t)], x_.data() + size_t(t) * size_t(c.dim));
+    rope_angles(rope_.data() + size_t(t) * size_t(c.head_dim), c.head_dim, batch.positions[size_t(t)],
+                c.rope_theta);
+  }
 
   copy_taps(-1, T, taps);
   for (int l = 0; l < c.n_layers; ++l) {
@@ -129,57 +135,54 @@ void Transformer::attention_layer(int l, const Batch& batch, KVCache& cache) {
       add_inplace(v, f32(w.bv), kvd);
     }
     const int pos = batch.positions[size_t(t)];
+    const float* cs = rope_.data() + size_t(t) * size_t(hd);
     for (int h = 0; h < c.n_heads; ++h) {
       float* qh = q + size_t(h) * size_t(hd);
       if (c.qk_norm) rmsnorm(qh, qh, f32(w.q_norm), hd, c.norm_eps);
       if (c.rope_style == RopeStyle::Halves)
-        rope_halves(qh, hd, pos, c.rope_theta);
+        rope_halves(qh, hd, cs);
       else
-        rope_adjacent(qh, hd, pos, c.rope_theta);
+        rope_adjacent(qh, hd, cs);
     }
     for (int h = 0; h < c.n_kv_heads; ++h) {
       float* kh = k + size_t(h) * size_t(hd);
       if (c.qk_norm) rmsnorm(kh, kh, f32(w.k_norm), hd, c.norm_eps);
       if (c.rope_style == RopeStyle::Halves)
-        rope_halves(kh, hd, pos, c.rope_theta);
+        rope_halves(kh, hd, cs);
       else
-        rope_adjacent(kh, hd, pos, c.rope_theta);
+        rope_adjacent(kh, hd, cs);
     }
     const int seq = batch.seqs[size_t(t)];
     std::copy_n(k, kvd, cache.key(l, seq, pos));
     std::copy_n(v, kvd, cache.value(l, seq, pos));
   }
 
-  // Each (token, head) attends to its sequence's positions 0..pos (or 0..attend_until): causal
-  // inside the batch because every token of the batch is already in the cache at its position.
-  const float scale = 1.0f / std::sqrt(float(hd));
+  // Each token attends to its sequence's positions 0..pos (or 0..attend_until): causal inside
+  // the batch because every token of the batch is already in the cache at its position. One
+  // job per (token, key/value head) covers the group of query heads sharing that head, so
+  // each cached row is read once per group.
   const int group = c.n_heads / c.n_kv_heads;
+  const float scale = 1.0f / std::sqrt(float(hd));
   // Small attention jobs stay together: handing a few hundred multiply-adds to another
   // thread costs more than doing them.
-  const int64_t work_per_job = int64_t(cache.length(batch.seqs[0]) + T) * hd * 2;
+  const int64_t work_per_job = int64_t(cache.length(batch.seqs[0]) + T) * hd * group * 2;
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / work_per_job);
-  pool_.parallel_for(int64_t(T) * c.n_heads, grain, [&](int64_t begin, int64_t end, int thread) {
-    float* scores = scores_[size_t(thread)].data();
+  pool_.parallel_for(int64_t(T) * c.n_kv_heads, grain, [&](int64_t begin, int64_t end, int thread) {
     for (int64_t job = begin; job < end; ++job) {
-      const int t = int(job / c.n_heads), h = int(job % c.n_heads), kvh = h / group;
+      const int t = int(job / c.n_kv_heads), kvh = int(job % c.n_kv_heads);
       const int seq = batch.seqs[size_t(t)];
-      const int n_ctx =
-          (batch.attend_until.empty() ? batch.positions[size_t(t)] : batch.attend_until[size_t(t)]) + 1;
-      const float* q = q_.data() + size_t(t) * size_t(qd) + size_t(h) * size_t(hd);
-      for (int p = 0; p < n_ctx; ++p) {
-        const float* k = cache.key(l, seq, p) + size_t(kvh) * size_t(hd);
-        float s = 0;
-        for (int i = 0; i < hd; ++i) s += q[i] * k[i];
-        scores[p] = s * scale;
-      }
-      softmax(scores, n_ctx);
-      float* o = att_.data() + size_t(t) * size_t(qd) + size_t(h) * size_t(hd);
-      std::fill_n(o, hd, 0.0f);
-      for (int p = 0; p < n_ctx; ++p) {
-        const float* v = cache.value(l, seq, p) + size_t(kvh) * size_t(hd);
-        const float a = scores[p];
-        for (int i = 0; i < hd; ++i) o[i] += a * v[i];
-      }
+      AttentionArgs a;
+      a.q = q_.data() + size_t(t) * size_t(qd) + size_t(kvh * group) * size_t(hd);
+      a.n_q = group;
+      a.k = cache.key(l, seq, 0) + size_t(kvh) * size_t(hd);
+      a.v = cache.value(l, seq, 0) + size_t(kvh) * size_t(hd);
+      a.kv_stride = cache.position_stride();
+      a.n_ctx = (batch.attend_until.empty() ? batch.positions[size_t(t)] : batch.attend_until[size_t(t)]) + 1;
+      a.head_dim = hd;
+      a.scale = scale;
+      a.scores = scores_[size_t(thread)].data();
+      a.out = att_.data() + size_t(t) * size_t(qd) + size_t(kvh * group) * size_t(hd);
+      attention(a);
     }
   });
 

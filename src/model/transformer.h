@@ -51,7 +51,8 @@ class Transformer {
   std::vector<float> out_;                  // [T, dim] sublayer output
   std::vector<float> gate_;                 // [T, ffn_dim]
   std::vector<float> up_;                   // [T, ffn_dim]
-  std::vector<std::vector<float>> scores_;  // per thread [capacity]
+  std::vector<float> rope_;                 // [T, head_dim] cos/sin of each token's position
+  std::vector<std::vector<float>> scores_;  // per thread: attention scores of one query group
 };
 
 }  // namespace dspark
