@@ -16,6 +16,7 @@
 #include "draft/dspark_drafter.h"
 #include "draft/model_drafter.h"
 #include "draft/ngram_drafter.h"
+#include "draft/replay_drafter.h"
 #include "engine/drafter_setup.h"
 #include "engine/speculative_generator.h"
 #include "model/transformer.h"
@@ -82,12 +83,12 @@ LoadedModel first_layers(const LoadedModel& target, int n) {
   return {m, target.tokenizer};
 }
 
-// Proposes the known continuation, wrong at every `wrong_every`-th position when > 0.
-class OracleDrafter : public Drafter {
+// Proposes the known continuation, wrong at every `wrong_every`-th position.
+class SometimesWrongDrafter : public Drafter {
  public:
-  OracleDrafter(std::vector<int> reference, int block, int wrong_every, int vocab)
+  SometimesWrongDrafter(std::vector<int> reference, int block, int wrong_every, int vocab)
       : ref_(std::move(reference)), block_(block), wrong_every_(wrong_every), vocab_(vocab) {}
-  std::string name() const override { return "oracle"; }
+  std::string name() const override { return "sometimes-wrong"; }
   int max_block() const override { return block_; }
   void reset(int) override {}
   void draft(const DraftInput& in, DraftBlock& out) override {
@@ -95,7 +96,7 @@ class OracleDrafter : public Drafter {
     if (out.q.size() < size_t(in.max_tokens)) out.q.resize(size_t(in.max_tokens));
     for (int k = 0; k < in.max_tokens && in.n_tokens + k < int(ref_.size()); ++k) {
       int t = ref_[size_t(in.n_tokens + k)];
-      if (wrong_every_ > 0 && (in.n_tokens + k) % wrong_every_ == 0) t = (t + 1) % vocab_;
+      if ((in.n_tokens + k) % wrong_every_ == 0) t = (t + 1) % vocab_;
       out.tokens.push_back(t);
       out.q[size_t(k)] = {{t}, {1.0f}};
     }
@@ -154,8 +155,10 @@ TEST_P(GreedyLossless, OutputEqualsPlainGreedyDecoding) {
     } else {  // oracles
       std::vector<int> ref = Generator(lm, pool).tokenize_prompt(prompt);
       ref.insert(ref.end(), plain.tokens.begin(), plain.tokens.end());
-      drafter = std::make_unique<OracleDrafter>(ref, 6, kind == "oracle-right" ? 0 : 5,
-                                                lm.model->config.vocab_size);
+      if (kind == "oracle-right")
+        drafter = std::make_unique<ReplayDrafter>(ref, 6);
+      else
+        drafter = std::make_unique<SometimesWrongDrafter>(ref, 6, 5, lm.model->config.vocab_size);
     }
     SpeculativeGenerator gen(lm, *drafter, pool, so);
     const GenerateResult spec = gen.generate(req);
@@ -268,7 +271,7 @@ TEST(StopToken, InsideAcceptedDraftsEndsTheRoundThere) {
   ASSERT_TRUE(plain.stopped);
   std::vector<int> ref = Generator(lm, pool).tokenize_prompt(req.prompt);
   ref.insert(ref.end(), free_run.tokens.begin(), free_run.tokens.end());
-  OracleDrafter oracle(ref, 6, 0, m->config.vocab_size);
+  ReplayDrafter oracle(ref, 6);
   SpeculativeGenerator gen(lm, oracle, pool, SpecOptions{});
   const GenerateResult spec = gen.generate(req);
   EXPECT_EQ(spec.tokens, plain.tokens);

@@ -71,7 +71,7 @@ TEST(PrefixScheduler, TiesGoByPositionThenRequest) {
 }
 
 TEST(DraftGate, SkipsWhileSpeculationIsSlowerAndProbesAgain) {
-  DraftGate gate(0.010, 4);          // a plain step: 10 ms
+  DraftGate gate(0.010, 4, 16);      // a plain step: 10 ms
   EXPECT_TRUE(gate.should_draft());  // no data yet
   gate.record_round(1, 0.015);       // 67 tokens/s < 100
   int drafted = 0;
@@ -89,6 +89,23 @@ TEST(DraftGate, SkipsWhileSpeculationIsSlowerAndProbesAgain) {
   gate.record_plain_step(0.001);
   EXPECT_LT(gate.speculative_rate(), gate.plain_rate());
   EXPECT_FALSE(gate.should_draft());
+}
+
+TEST(DraftGate, ProbesThatDoNotPayBackOff) {
+  DraftGate gate(0.010, 4, 16);
+  ASSERT_TRUE(gate.should_draft());
+  gate.record_round(1, 0.015);
+  std::vector<int> gaps;  // skipped rounds before each probe
+  for (int probe = 0; probe < 4; ++probe) {
+    int skipped = 0;
+    while (!gate.should_draft()) ++skipped;
+    gaps.push_back(skipped);
+    gate.record_round(1, 0.015);  // the probe did not pay
+  }
+  EXPECT_THAT(gaps, ElementsAre(4, 8, 16, 16));
+  gate.record_round(8, 0.012);  // a round that pays: the interval starts over
+  gate.record_round(8, 0.012);
+  EXPECT_TRUE(gate.should_draft());
 }
 
 TEST(Scheduler, Names) {

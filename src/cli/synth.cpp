@@ -1,4 +1,5 @@
-// dspark synth: a random-weight GGUF of a real architecture and size, for benchmarks.
+// dspark synth: a random-weight GGUF of a real architecture and size, or a random DSpark
+// drafter of the real shape for a target, for benchmarks.
 #include "model/synth.h"
 
 #include <cstdio>
@@ -7,6 +8,8 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "core/timer.h"
+#include "draft/dspark_synth.h"
+#include "model/load.h"
 
 namespace dspark::cli {
 
@@ -17,7 +20,29 @@ struct SynthCliOptions {
   uint64_t seed = 0;
   int layers = 0, context = 0, threads = 0;
   bool list = false;
+  std::string drafter_for;  // a target model: write a DSpark drafter for it instead
+  DSparkSynthOptions drafter;
 };
+
+void run_synth_drafter(const SynthCliOptions& o) {
+  if (o.output.empty()) fail("synth: -o DIR is required");
+  const LoadedModel target = load_model(o.drafter_for);
+  DSparkSynthOptions d = o.drafter;
+  const std::optional<DType> type = parse_weight_type(o.type);
+  if (!type) fail("synth: unknown weight type '", o.type, "'");
+  d.weight_type = *type;
+  d.seed = o.seed;
+  Timer timer;
+  write_synth_dspark(o.output, target.model->config, d);
+  const DSparkConfig c = synth_dspark_config(target.model->config, d);
+  std::string taps;
+  for (int id : c.target_layer_ids) taps += (taps.empty() ? "" : ",") + std::to_string(id);
+  std::fprintf(stderr,
+               "wrote %s: DSpark drafter for %s, block %d, %d layers, taps %s, %s head rank %d, %s, %.1f s\n",
+               o.output.c_str(), o.drafter_for.c_str(), c.block_size, c.backbone.n_layers, taps.c_str(),
+               markov_head_name(c.markov_head), c.markov_rank, std::string(dtype_name(d.weight_type)).c_str(),
+               timer.seconds());
+}
 
 std::string join(const std::vector<std::string>& xs) {
   std::string out;
@@ -38,6 +63,10 @@ void print_presets() {
 void run_synth(const SynthCliOptions& o) {
   if (o.list) {
     print_presets();
+    return;
+  }
+  if (!o.drafter_for.empty()) {
+    run_synth_drafter(o);
     return;
   }
   if (o.preset.empty()) fail("synth: --preset is required (dspark synth --list shows the presets)");
@@ -77,6 +106,23 @@ void add_synth(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("-t,--threads", o->threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_flag("--list", o->list, "List the presets and weight types");
+  cmd->add_option("--drafter-for", o->drafter_for,
+                  "Write a random DSpark drafter of the real shape for this target model to the folder -o");
+  cmd->add_option("--block", o->drafter.block_size, "drafter: block size")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--draft-layers", o->drafter.n_layers, "drafter: decoder layers")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--taps", o->drafter.n_taps, "drafter: tapped target layers")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--rank", o->drafter.markov_rank, "drafter: Markov head rank")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--confidence", o->drafter.confidence, "drafter: the confidence head's typical confidence")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 0.999));
   cmd->callback([o] { run_synth(*o); });
 }
 

@@ -73,18 +73,28 @@ int prefix_length(const float* survival, int n, double draft_seconds,
   return schedule_prefixes({std::vector<float>(survival, survival + n)}, draft_seconds, verify_seconds)[0];
 }
 
-DraftGate::DraftGate(double plain_step_seconds, int probe_every)
-    : plain_seconds_(plain_step_seconds), probe_every_(probe_every) {
+DraftGate::DraftGate(double plain_step_seconds, int probe_every, int max_probe_every)
+    : plain_seconds_(plain_step_seconds),
+      first_probe_every_(probe_every),
+      max_probe_every_(max_probe_every),
+      probe_every_(probe_every) {
   if (!(plain_step_seconds > 0)) fail("draft gate: the plain step time must be positive");
-  if (probe_every < 1) fail("draft gate: probe_every must be at least 1");
+  if (probe_every < 1 || max_probe_every < probe_every)
+    fail("draft gate: probe intervals must satisfy 1 <= ", probe_every, " <= ", max_probe_every);
 }
 
 // Exponential moving averages: recent rounds matter most, as acceptance drifts with the text.
 constexpr double kDecay = 0.8;
 
 bool DraftGate::should_draft() {
-  if (rounds_ == 0 || speculative_rate() >= plain_rate() || skipped_ >= probe_every_) {
+  probing_ = false;
+  if (rounds_ == 0 || speculative_rate() >= plain_rate()) {
     skipped_ = 0;
+    return true;
+  }
+  if (skipped_ >= probe_every_) {
+    skipped_ = 0;
+    probing_ = true;
     return true;
   }
   ++skipped_;
@@ -99,6 +109,10 @@ void DraftGate::record_round(int committed, double seconds) {
     tokens_ = kDecay * tokens_ + (1 - kDecay) * committed;
     seconds_ = kDecay * seconds_ + (1 - kDecay) * seconds;
   }
+  if (speculative_rate() >= plain_rate())
+    probe_every_ = first_probe_every_;
+  else if (probing_)
+    probe_every_ = std::min(2 * probe_every_, max_probe_every_);
 }
 
 void DraftGate::record_plain_step(double seconds) {

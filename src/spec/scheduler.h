@@ -43,10 +43,11 @@ int prefix_length(const float* survival, int n, double draft_seconds,
 // rounds (tokens committed per second, moving averages) with the rate of plain decode steps
 // (measured when they happen, else the estimate given at construction) and drafts when
 // speculation is at least as fast. After `probe_every` skipped rounds it drafts once anyway,
-// so a drafter that becomes useful again is noticed.
+// so a drafter that becomes useful again is noticed; each probe that does not pay doubles the
+// interval (up to max_probe_every), so a useless drafter costs almost nothing.
 class DraftGate {
  public:
-  explicit DraftGate(double plain_step_seconds, int probe_every = 16);
+  explicit DraftGate(double plain_step_seconds, int probe_every = 8, int max_probe_every = 512);
 
   bool should_draft();
   void record_round(int committed_tokens, double seconds);  // a round that drafted
@@ -58,7 +59,10 @@ class DraftGate {
  private:
   double plain_seconds_;
   double tokens_ = 0, seconds_ = 0;  // moving averages per speculative round
-  int rounds_ = 0, skipped_ = 0, probe_every_;
+  int rounds_ = 0, skipped_ = 0;
+  const int first_probe_every_, max_probe_every_;
+  int probe_every_;
+  bool probing_ = false;  // the last round drafted only because of a probe
 };
 
 }  // namespace dspark
