@@ -13,13 +13,13 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 
 #include "cli/bench_quality.h"
 #include "cli/commands.h"
+#include "cli/json_output.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/thread_pool.h"
@@ -274,7 +274,7 @@ void run_bench(BenchOptions o) {
   }
   if (o.n < 1) fail("bench: -n must be at least 1");
   if (o.max_k < 1) fail("bench: --max-k must be at least 1");
-  const bool json_stdout = o.json && (o.json_path.empty() || o.json_path == "-");
+  const bool json_stdout = o.json && json_to_stdout(o.json_path);
   FILE* table = json_stdout ? stderr : stdout;
   ThreadPool pool(o.threads);
   nlohmann::json out;
@@ -313,15 +313,7 @@ void run_bench(BenchOptions o) {
     }
   }
   std::fflush(table);
-  if (!o.json) return;
-  const std::string text = out.dump(2) + "\n";
-  if (json_stdout) {
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    return;
-  }
-  std::ofstream f(o.json_path, std::ios::trunc);
-  f << text;
-  if (!f) fail(o.json_path, ": cannot write the JSON results");
+  if (o.json) write_json_output(out, o.json_path);
 }
 
 }  // namespace

@@ -6,10 +6,10 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/json_output.h"
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "core/thread_pool.h"
@@ -102,7 +102,7 @@ void run_bench_quality(const QualityOptions& o) {
   for (const std::string& path : models)
     if (!std::filesystem::exists(path)) fail(path, ": no such file or directory");
 
-  const bool json_stdout = o.json && (o.json_path.empty() || o.json_path == "-");
+  const bool json_stdout = o.json && json_to_stdout(o.json_path);
   FILE* table = json_stdout ? stderr : stdout;
   ThreadPool pool(o.threads);
   std::fprintf(table, "dspark bench quality: weight types against fp32, teacher-forced on %s\n",
@@ -115,15 +115,7 @@ void run_bench_quality(const QualityOptions& o) {
   for (const std::string& path : models)
     out["models"].push_back(measure_model(path, o, types, text, pool, table));
   std::fflush(table);
-  if (!o.json) return;
-  const std::string dump = out.dump(2) + "\n";
-  if (json_stdout) {
-    std::fwrite(dump.data(), 1, dump.size(), stdout);
-    return;
-  }
-  std::ofstream f(o.json_path, std::ios::trunc);
-  f << dump;
-  if (!f) fail(o.json_path, ": cannot write the JSON results");
+  if (o.json) write_json_output(out, o.json_path);
 }
 
 }  // namespace dspark::cli
