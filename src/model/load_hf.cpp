@@ -6,6 +6,7 @@
 #include "core/mapped_file.h"
 #include "formats/json_fields.h"
 #include "formats/safetensors.h"
+#include "model/hf_config.h"
 #include "model/loaders.h"
 
 namespace dspark {
@@ -36,20 +37,9 @@ Arch parse_arch(const JsonFields& r) {
 }
 
 ModelConfig parse_config(const JsonFields& r) {
-  ModelConfig c;
-  c.arch = parse_arch(r);
-  c.dim = r.get_int("hidden_size");
-  c.ffn_dim = r.get_int("intermediate_size");
-  c.n_layers = r.get_int("num_hidden_layers");
-  c.n_heads = r.get_int("num_attention_heads");
-  c.n_kv_heads = r.get_int_or("num_key_value_heads", c.n_heads);
-  if (c.n_heads == 0) fail(r.file(), ": field 'num_attention_heads' is 0");
-  c.head_dim = r.get_int_or("head_dim", c.dim / c.n_heads);
-  c.vocab_size = r.get_int("vocab_size");
-  c.max_seq_len = r.get_int_or("max_position_embeddings", 2048);
-  c.norm_eps = float(r.get_float_or("rms_norm_eps", 1e-6));
-  c.rope_theta = r.rope_theta(10000.0);
-  c.rope_style = RopeStyle::Halves;
+  const Arch arch = parse_arch(r);  // named first: a config of another kind says so
+  ModelConfig c = read_hf_shape(r);
+  c.arch = arch;
   c.qkv_bias = c.arch == Arch::Qwen2;
   c.qk_norm = c.arch == Arch::Qwen3;
   if (c.arch != Arch::Qwen2 && r.get_bool_or("attention_bias", false))
