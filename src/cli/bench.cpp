@@ -5,6 +5,7 @@
 //   prefill    tokens/s of a forward over K tokens from an empty cache
 //   all        every one of these
 //   quality    how close each weight type stays to fp32 (bench_quality.cpp; not part of all)
+//   spec       plain decoding against drafters on prompts (bench_spec.cpp; not part of all)
 // Each model also gets a hash of its logits on a fixed prompt, so that correctness drift
 // shows next to the speed.
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/bench_quality.h"
+#include "cli/bench_spec.h"
 #include "cli/commands.h"
 #include "cli/json_output.h"
 #include "core/error.h"
@@ -51,7 +53,9 @@ struct BenchOptions {
   std::string json_path;
   bool json = false;
   bool store_profile = true;
-  QualityOptions quality;  // quality: types and text; the fields shared with the rest are copied in
+  QualityOptions quality;
+  SpecBenchOptions spec;  // spec: drafters and sampling; model, -n, -f, threads, JSON copied in  // quality:
+                          // types and text; the fields shared with the rest are copied in
 };
 
 double median(std::vector<double> xs) {
@@ -272,6 +276,18 @@ void run_bench(BenchOptions o) {
     run_bench_quality(q);
     return;
   }
+  if (o.mode == "spec") {
+    SpecBenchOptions& sp = o.spec;
+    if (o.models.size() > 1) fail("bench spec: one target model (-m) at a time");
+    sp.model = o.models.empty() ? "" : o.models[0];
+    sp.prompt_file = o.quality.text_file;
+    sp.n = o.n;
+    sp.threads = o.threads;
+    sp.json = o.json;
+    sp.json_path = o.json_path;
+    run_bench_spec(sp);
+    return;
+  }
   if (o.n < 1) fail("bench: -n must be at least 1");
   if (o.max_k < 1) fail("bench: --max-k must be at least 1");
   const bool json_stdout = o.json && json_to_stdout(o.json_path);
@@ -324,9 +340,9 @@ void add_bench(CLI::App& app) {
       app.add_subcommand("bench", "Measure bandwidth, decode speed, the verify cost curve, prefill");
   cmd->add_option("MODE", o->mode,
                   "What to measure: all (the speed modes), bandwidth, decode, verify, prefill, "
-                  "or quality (each weight type against fp32)")
+                  "quality (each weight type against fp32), or spec (drafters against plain decoding)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"all", "bandwidth", "decode", "verify", "prefill", "quality"}));
+      ->check(CLI::IsMember({"all", "bandwidth", "decode", "verify", "prefill", "quality", "spec"}));
   cmd->add_option("-m,--model", o->models,
                   "Model(s) to measure; repeat -m for several (default: the project's)");
   cmd->add_option("--tokenizer", o->tokenizer, "Tokenizer file (as for generate)");
@@ -356,7 +372,26 @@ void add_bench(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("-p,--prompt", o->quality.text,
                   "quality: the text to read (default: a built-in short story)");
-  cmd->add_option("-f,--file", o->quality.text_file, "quality: read the text from FILE");
+  cmd->add_option("-f,--file", o->quality.text_file,
+                  "quality: read the text from FILE; spec: prompts, one per line");
+  cmd->add_option("-d,--draft", o->spec.drafts,
+                  "spec: a drafter (DSpark/DFlash folder or draft model); repeatable");
+  cmd->add_option("--kinds", o->spec.kinds, "spec: drafters without a model to include (\"ngram\" or \"\")")
+      ->capture_default_str();
+  cmd->add_option("--replay-block", o->spec.replay_block,
+                  "spec: block of the always-right replay drafter, the upper bound (0: leave it out)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--scheduler", o->spec.scheduler, "spec: fixed, threshold or prefix (default: per drafter)")
+      ->check(CLI::IsMember({"fixed", "threshold", "prefix"}));
+  cmd->add_option("--draft-max", o->spec.draft_max, "spec: drafts verified per round (fixed)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--conf-threshold", o->spec.conf_threshold, "spec: confidence threshold (threshold)")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--temp", o->spec.temperature, "spec: sampling temperature (0: greedy, output checked)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--seed", o->spec.seed, "spec: sampling seed")->capture_default_str();
   cmd->add_flag("!--no-store", o->store_profile, "verify: do not store the curve in the cost profile cache");
   cmd->callback([o, json] {
     o->json = json->count() > 0;

@@ -8,7 +8,6 @@
 #include "core/mapped_file.h"
 #include "core/thread_pool.h"
 #include "core/timer.h"
-#include "engine/cost_profile.h"
 #include "engine/drafter_setup.h"
 #include "engine/generator.h"
 #include "engine/speculative_generator.h"
@@ -30,15 +29,6 @@ struct GenerateOptions {
   float conf_threshold = -1;  // < 0: not given
 };
 
-// The scheduler the user asked for, else: threshold when a threshold is given, fixed when
-// --draft-max is, else prefix for a drafter with a confidence head and fixed otherwise.
-SchedulerKind choose_scheduler(const GenerateOptions& o, const Drafter& drafter) {
-  if (!o.scheduler.empty()) return parse_scheduler(o.scheduler);
-  if (o.conf_threshold >= 0) return SchedulerKind::Threshold;
-  if (o.draft_max > 0) return SchedulerKind::Fixed;
-  return drafter.has_confidence() ? SchedulerKind::Prefix : SchedulerKind::Fixed;
-}
-
 // Speculative generation with the drafter of -d / --spec.
 GenerateResult generate_speculative(const GenerateOptions& o, const LoadedModel& lm, ThreadPool& pool,
                                     const GenerateRequest& req,
@@ -50,20 +40,15 @@ GenerateResult generate_speculative(const GenerateOptions& o, const LoadedModel&
   const auto drafter = make_drafter(*source, lm, pool, 1, std::min(context, n_prompt + req.max_tokens) + 1);
 
   SpecOptions so;
-  so.scheduler = choose_scheduler(o, *drafter);
+  so.scheduler = choose_scheduler(o.scheduler, o.conf_threshold, o.draft_max, *drafter);
   so.draft_max = o.draft_max;
   so.conf_threshold = o.conf_threshold >= 0 ? o.conf_threshold : 0.0f;
   if (o.conf_threshold > 1) fail("--conf-threshold ", o.conf_threshold, " is outside [0, 1]");
   if (source->calibration) so.calibration = &*source->calibration;
-  std::shared_ptr<CostProfile> profile;
   if (so.scheduler == SchedulerKind::Prefix) {
-    CostProfileOptions po;
-    po.ks = quick_profile_ks(drafter->max_block() + 1);
-    bool cached = false;
-    profile = std::make_shared<CostProfile>(
-        load_or_measure_cost_profile(*lm.model, pool, po, std::nullopt, &cached));
-    if (!cached) std::fprintf(stderr, "measured the target's cost curve (cached for next time)\n");
-    so.verify_seconds = [profile](int tokens) { return profile->time(tokens); };
+    bool measured = false;
+    so.verify_seconds = verify_cost_curve(*lm.model, pool, drafter->max_block() + 1, &measured);
+    if (measured) std::fprintf(stderr, "measured the target's cost curve (cached for next time)\n");
   }
   std::fprintf(stderr, "drafter %s (%s), scheduler %s%s\n", drafter->name().c_str(),
                o.draft.empty() ? "no model" : o.draft.c_str(), scheduler_name(so.scheduler),

@@ -7,6 +7,7 @@
 #include "core/mapped_file.h"
 #include "draft/dspark_drafter.h"
 #include "draft/model_drafter.h"
+#include "engine/cost_profile.h"
 
 namespace dspark {
 
@@ -96,6 +97,25 @@ std::unique_ptr<Drafter> make_drafter(const DrafterSource& source, const LoadedM
       return std::make_unique<NgramDrafter>(source.ngram);
   }
   fail("unknown drafter kind");
+}
+
+SchedulerKind choose_scheduler(const std::string& requested, float conf_threshold, int draft_max,
+                               const Drafter& drafter) {
+  if (!requested.empty()) return parse_scheduler(requested);
+  if (conf_threshold >= 0) return SchedulerKind::Threshold;
+  if (draft_max > 0) return SchedulerKind::Fixed;
+  return drafter.has_confidence() ? SchedulerKind::Prefix : SchedulerKind::Fixed;
+}
+
+std::function<double(int)> verify_cost_curve(const Model& target, ThreadPool& pool, int max_tokens,
+                                             bool* measured) {
+  CostProfileOptions po;
+  po.ks = quick_profile_ks(max_tokens);
+  bool cached = false;
+  auto profile =
+      std::make_shared<CostProfile>(load_or_measure_cost_profile(target, pool, po, std::nullopt, &cached));
+  if (measured) *measured = !cached;
+  return [profile](int tokens) { return profile->time(tokens); };
 }
 
 }  // namespace dspark

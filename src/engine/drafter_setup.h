@@ -6,6 +6,7 @@
 // dflash; any other model is a draft-model. `ngram` needs no DRAFT.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,6 +17,7 @@
 #include "draft/ngram_drafter.h"
 #include "model/load.h"
 #include "spec/calibration.h"
+#include "spec/scheduler.h"
 
 namespace dspark {
 
@@ -46,5 +48,17 @@ std::unique_ptr<DrafterSource> load_drafter(const std::string& path, const std::
 // A drafter for n_seqs sequences of up to max_positions tokens each.
 std::unique_ptr<Drafter> make_drafter(const DrafterSource& source, const LoadedModel& target,
                                       ThreadPool& pool, int n_seqs, int max_positions);
+
+// The scheduler for the user's choices: `requested` when given, else threshold when a
+// threshold is given (>= 0), fixed when draft_max is (> 0), else prefix for a drafter with a
+// confidence head and fixed otherwise.
+SchedulerKind choose_scheduler(const std::string& requested, float conf_threshold, int draft_max,
+                               const Drafter& drafter);
+
+// Seconds of one target forward over T tokens, for the prefix scheduler: the cached cost
+// profile of this model on this machine, measured now (a few seconds) when there is none.
+// *measured tells whether it was measured.
+std::function<double(int)> verify_cost_curve(const Model& target, ThreadPool& pool, int max_tokens,
+                                             bool* measured = nullptr);
 
 }  // namespace dspark
