@@ -1,5 +1,5 @@
-// AVX2 attention kernel (with FMA): the contract is in attention.h, the structure follows
-// attention_avx512.cpp with 8 lanes and 16 registers. A head size that is not a multiple
+// AVX2 attention kernel (with FMA): the contract is in attention.h, the structure is
+// attention_avx512.cpp's with 8 lanes and 16 registers. A head size that is not a multiple
 // of 8 uses masked loads and stores for its last vector.
 #include <immintrin.h>
 
@@ -17,6 +17,7 @@ namespace {
 constexpr int kLanes = 8;
 constexpr int kMaxHeads = 4;
 constexpr int kPrefetchRows = 8;  // see attention_avx512.cpp
+constexpr int kTileRows = 8;
 
 // All-ones in the lanes below n.
 DSPARK_AVX2_INLINE __m256i lanes_below(int n) {
@@ -62,38 +63,39 @@ DSPARK_AVX2_INLINE __m256 exp_nonpositive(__m256 x) {
 
 template <int NG>
 DSPARK_AVX2_INLINE void scores(const AttentionArgs& a, int g0) {
-  const int hd = a.head_dim;
-  const float* q = a.q + size_t(g0) * size_t(hd);
-  float* s[NG];
-  for (int g = 0; g < NG; ++g) s[g] = scores_row(a, g0 + g);
+  const int hd = a.head_dim, block = a.n_kv * hd;
   const int whole = hd - hd % kLanes;
   const __m256i tail = lanes_below(hd % kLanes);
   for (int p = 0; p < a.n_ctx; ++p) {
-    const float* k = a.k + p * a.kv_stride;
-    if (p + kPrefetchRows < a.n_ctx) prefetch_row(k + kPrefetchRows * a.kv_stride, hd);
-    __m256 acc[NG];
-    for (int g = 0; g < NG; ++g) acc[g] = _mm256_setzero_ps();
-    for (int i = 0; i < whole; i += kLanes) {
-      const __m256 kv = _mm256_loadu_ps(k + i);
-      for (int g = 0; g < NG; ++g) acc[g] = _mm256_fmadd_ps(_mm256_loadu_ps(q + g * hd + i), kv, acc[g]);
+    const float* row = a.k + p * a.kv_stride;
+    if (p + kPrefetchRows < a.n_ctx) prefetch_row(row + kPrefetchRows * a.kv_stride, block);
+    for (int j = 0; j < a.n_kv; ++j) {
+      const float* k = row + j * hd;
+      const int h0 = j * a.group + g0;
+      const float* q = a.q + size_t(h0) * size_t(hd);
+      __m256 acc[NG];
+      for (int g = 0; g < NG; ++g) acc[g] = _mm256_setzero_ps();
+      for (int i = 0; i < whole; i += kLanes) {
+        const __m256 kv = _mm256_loadu_ps(k + i);
+        for (int g = 0; g < NG; ++g) acc[g] = _mm256_fmadd_ps(_mm256_loadu_ps(q + g * hd + i), kv, acc[g]);
+      }
+      if (whole < hd) {
+        const __m256 kv = _mm256_maskload_ps(k + whole, tail);
+        for (int g = 0; g < NG; ++g)
+          acc[g] = _mm256_fmadd_ps(_mm256_maskload_ps(q + g * hd + whole, tail), kv, acc[g]);
+      }
+      for (int g = 0; g < NG; ++g) scores_row(a, h0 + g)[p] = hsum(acc[g]) * a.scale;
     }
-    if (whole < hd) {
-      const __m256 kv = _mm256_maskload_ps(k + whole, tail);
-      for (int g = 0; g < NG; ++g)
-        acc[g] = _mm256_fmadd_ps(_mm256_maskload_ps(q + g * hd + whole, tail), kv, acc[g]);
-    }
-    for (int g = 0; g < NG; ++g) s[g][p] = hsum(acc[g]) * a.scale;
   }
 }
 
-DSPARK_AVX2_INLINE float softmax_unnormalised(float* s, int n) {
+DSPARK_AVX2_INLINE void softmax(float* s, int n) {
   const int whole = n - n % kLanes;
   const __m256i tail = lanes_below(n % kLanes);
+  const __m256 tail_ps = _mm256_castsi256_ps(tail);
   __m256 mx = _mm256_set1_ps(-__builtin_inff());
   for (int p = 0; p < whole; p += kLanes) mx = _mm256_max_ps(mx, _mm256_loadu_ps(s + p));
-  if (whole < n)
-    mx = _mm256_blendv_ps(mx, _mm256_max_ps(mx, _mm256_maskload_ps(s + whole, tail)),
-                          _mm256_castsi256_ps(tail));
+  if (whole < n) mx = _mm256_blendv_ps(mx, _mm256_max_ps(mx, _mm256_maskload_ps(s + whole, tail)), tail_ps);
   const __m256 m = _mm256_set1_ps(hmax(mx));
   __m256 sum = _mm256_setzero_ps();
   for (int p = 0; p < whole; p += kLanes) {
@@ -102,42 +104,45 @@ DSPARK_AVX2_INLINE float softmax_unnormalised(float* s, int n) {
     sum = _mm256_add_ps(sum, e);
   }
   if (whole < n) {
-    const __m256 e = _mm256_and_ps(exp_nonpositive(_mm256_sub_ps(_mm256_maskload_ps(s + whole, tail), m)),
-                                   _mm256_castsi256_ps(tail));
+    const __m256 e =
+        _mm256_and_ps(exp_nonpositive(_mm256_sub_ps(_mm256_maskload_ps(s + whole, tail), m)), tail_ps);
     _mm256_maskstore_ps(s + whole, tail, e);
     sum = _mm256_add_ps(sum, e);
   }
-  return 1.0f / hsum(sum);
+  const __m256 inv = _mm256_set1_ps(1.0f / hsum(sum));
+  for (int p = 0; p < whole; p += kLanes) _mm256_storeu_ps(s + p, _mm256_mul_ps(_mm256_loadu_ps(s + p), inv));
+  if (whole < n)
+    _mm256_maskstore_ps(s + whole, tail, _mm256_mul_ps(_mm256_maskload_ps(s + whole, tail), inv));
 }
 
 template <int NG, int NV>
-DSPARK_AVX2_INLINE void weighted_values(const AttentionArgs& a, int g0, const float* inv) {
+DSPARK_AVX2_INLINE void weighted_values(const AttentionArgs& a, int g0, int p0, int p1) {
   const int hd = a.head_dim;
-  const float* s[NG];
-  for (int g = 0; g < NG; ++g) s[g] = scores_row(a, g0 + g);
-  for (int c = 0; c < hd; c += NV * kLanes) {
-    __m256i m[NV];
-    for (int j = 0; j < NV; ++j) m[j] = lanes_below(hd - c - j * kLanes);
-    __m256 acc[NG][NV];
-    for (int g = 0; g < NG; ++g)
-      for (int j = 0; j < NV; ++j) acc[g][j] = _mm256_setzero_ps();
-    const float* v = a.v + c;
-    const int row_part = std::min(hd - c, NV * kLanes);
-    const bool full = row_part == NV * kLanes;
-    for (int p = 0; p < a.n_ctx; ++p, v += a.kv_stride) {
-      if (p + kPrefetchRows < a.n_ctx) prefetch_row(v + kPrefetchRows * a.kv_stride, row_part);
-      __m256 vv[NV];
-      for (int j = 0; j < NV; ++j)
-        vv[j] = full ? _mm256_loadu_ps(v + j * kLanes) : _mm256_maskload_ps(v + j * kLanes, m[j]);
-      for (int g = 0; g < NG; ++g) {
-        const __m256 e = _mm256_broadcast_ss(s[g] + p);
-        for (int j = 0; j < NV; ++j) acc[g][j] = _mm256_fmadd_ps(e, vv[j], acc[g][j]);
+  for (int j = 0; j < a.n_kv; ++j) {
+    const int h0 = j * a.group + g0;
+    const float* s[NG];
+    for (int g = 0; g < NG; ++g) s[g] = scores_row(a, h0 + g);
+    for (int c = 0; c < hd; c += NV * kLanes) {
+      __m256i m[NV];
+      for (int i = 0; i < NV; ++i) m[i] = lanes_below(hd - c - i * kLanes);
+      const bool full = hd - c >= NV * kLanes;
+      __m256 acc[NG][NV];
+      for (int g = 0; g < NG; ++g)
+        for (int i = 0; i < NV; ++i)
+          acc[g][i] = _mm256_maskload_ps(a.out + size_t(h0 + g) * size_t(hd) + c + i * kLanes, m[i]);
+      const float* v = a.v + p0 * a.kv_stride + j * hd + c;
+      for (int p = p0; p < p1; ++p, v += a.kv_stride) {
+        __m256 vv[NV];
+        for (int i = 0; i < NV; ++i)
+          vv[i] = full ? _mm256_loadu_ps(v + i * kLanes) : _mm256_maskload_ps(v + i * kLanes, m[i]);
+        for (int g = 0; g < NG; ++g) {
+          const __m256 e = _mm256_broadcast_ss(s[g] + p);
+          for (int i = 0; i < NV; ++i) acc[g][i] = _mm256_fmadd_ps(e, vv[i], acc[g][i]);
+        }
       }
-    }
-    for (int g = 0; g < NG; ++g) {
-      float* o = a.out + size_t(g0 + g) * size_t(hd) + c;
-      const __m256 scale = _mm256_set1_ps(inv[g]);
-      for (int j = 0; j < NV; ++j) _mm256_maskstore_ps(o + j * kLanes, m[j], _mm256_mul_ps(acc[g][j], scale));
+      for (int g = 0; g < NG; ++g)
+        for (int i = 0; i < NV; ++i)
+          _mm256_maskstore_ps(a.out + size_t(h0 + g) * size_t(hd) + c + i * kLanes, m[i], acc[g][i]);
     }
   }
 }
@@ -145,16 +150,25 @@ DSPARK_AVX2_INLINE void weighted_values(const AttentionArgs& a, int g0, const fl
 template <int NG>
 DSPARK_AVX2 void heads(const AttentionArgs& a, int g0) {
   scores<NG>(a, g0);
-  float inv[NG];
-  for (int g = 0; g < NG; ++g) inv[g] = softmax_unnormalised(scores_row(a, g0 + g), a.n_ctx);
-  weighted_values<NG, NG <= 2 ? 4 : 2>(a, g0, inv);
+  const int hd = a.head_dim;
+  for (int j = 0; j < a.n_kv; ++j)
+    for (int g = 0; g < NG; ++g) {
+      softmax(scores_row(a, j * a.group + g0 + g), a.n_ctx);
+      std::fill_n(a.out + size_t(j * a.group + g0 + g) * size_t(hd), hd, 0.0f);
+    }
+  for (int p0 = 0; p0 < a.n_ctx; p0 += kTileRows) {
+    const int p1 = std::min(a.n_ctx, p0 + kTileRows);
+    for (int p = p1; p < std::min(a.n_ctx, p1 + kTileRows); ++p)
+      prefetch_row(a.v + p * a.kv_stride, a.n_kv * hd);
+    weighted_values<NG, NG <= 2 ? 4 : 2>(a, g0, p0, p1);
+  }
 }
 
 }  // namespace
 
 DSPARK_AVX2 void attention_avx2(const AttentionArgs& a) {
-  for (int g0 = 0; g0 < a.n_q; g0 += kMaxHeads) {
-    switch (std::min(kMaxHeads, a.n_q - g0)) {
+  for (int g0 = 0; g0 < a.group; g0 += kMaxHeads) {
+    switch (std::min(kMaxHeads, a.group - g0)) {
       case 1:
         heads<1>(a, g0);
         break;

@@ -1,8 +1,10 @@
 // AVX-512 attention kernel (F, BW, VL, DQ; FMA): the contract is in attention.h.
 //
-// Up to four query heads of a group pass over the cache together: each key row is loaded
-// once for all of them, and each value row chunk once for all of their accumulators. A
-// head size that is not a multiple of 16 uses masked loads and stores for its last vector.
+// Both passes walk the positions in order over the whole block of key/value heads, so the
+// block's segment of each cached row is read once, front to back, and memory streams.
+// Scores: up to four query heads of a group share each key load. Values: positions go in
+// tiles whose rows stay in L1 while each head's output chunk sits in registers. A head
+// size that is not a multiple of 16 uses masked loads and stores for its last vector.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -30,6 +32,9 @@ constexpr int kMaxHeads = 4;
 // Positions ahead whose key/value rows are prefetched: rows of one head are a whole
 // kv_dim apart, a stride the hardware prefetchers follow poorly.
 constexpr int kPrefetchRows = 8;
+// Positions per tile of the value pass: the block's segments of these rows stay in L1
+// while every head's output chunk passes over them.
+constexpr int kTileRows = 8;
 
 DSPARK_AVX512_INLINE __mmask16 lanes_below(int n) {
   return n >= kLanes ? __mmask16(0xffff) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
@@ -59,35 +64,37 @@ DSPARK_AVX512_INLINE __m512 exp_nonpositive(__m512 x) {
   return _mm512_scalef_ps(e, n);
 }
 
-// s[g][p] = scale * q[g] . k[p] for the NG heads starting at g0.
+// s[h][p] = scale * q[h] . k[p] for query heads g0 .. g0+NG-1 of every key/value head.
 template <int NG>
 DSPARK_AVX512_INLINE void scores(const AttentionArgs& a, int g0) {
-  const int hd = a.head_dim;
-  const float* q = a.q + size_t(g0) * size_t(hd);
-  float* s[NG];
-  for (int g = 0; g < NG; ++g) s[g] = scores_row(a, g0 + g);
+  const int hd = a.head_dim, block = a.n_kv * hd;
   const __mmask16 tail = lanes_below(hd % kLanes);
   const int whole = hd - hd % kLanes;
   for (int p = 0; p < a.n_ctx; ++p) {
-    const float* k = a.k + p * a.kv_stride;
-    if (p + kPrefetchRows < a.n_ctx) prefetch_row(k + kPrefetchRows * a.kv_stride, hd);
-    __m512 acc[NG];
-    for (int g = 0; g < NG; ++g) acc[g] = _mm512_setzero_ps();
-    for (int i = 0; i < whole; i += kLanes) {
-      const __m512 kv = _mm512_loadu_ps(k + i);
-      for (int g = 0; g < NG; ++g) acc[g] = _mm512_fmadd_ps(_mm512_loadu_ps(q + g * hd + i), kv, acc[g]);
+    const float* row = a.k + p * a.kv_stride;
+    if (p + kPrefetchRows < a.n_ctx) prefetch_row(row + kPrefetchRows * a.kv_stride, block);
+    for (int j = 0; j < a.n_kv; ++j) {
+      const float* k = row + j * hd;
+      const int h0 = j * a.group + g0;
+      const float* q = a.q + size_t(h0) * size_t(hd);
+      __m512 acc[NG];
+      for (int g = 0; g < NG; ++g) acc[g] = _mm512_setzero_ps();
+      for (int i = 0; i < whole; i += kLanes) {
+        const __m512 kv = _mm512_loadu_ps(k + i);
+        for (int g = 0; g < NG; ++g) acc[g] = _mm512_fmadd_ps(_mm512_loadu_ps(q + g * hd + i), kv, acc[g]);
+      }
+      if (tail) {
+        const __m512 kv = _mm512_maskz_loadu_ps(tail, k + whole);
+        for (int g = 0; g < NG; ++g)
+          acc[g] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, q + g * hd + whole), kv, acc[g]);
+      }
+      for (int g = 0; g < NG; ++g) scores_row(a, h0 + g)[p] = _mm512_reduce_add_ps(acc[g]) * a.scale;
     }
-    if (tail) {
-      const __m512 kv = _mm512_maskz_loadu_ps(tail, k + whole);
-      for (int g = 0; g < NG; ++g)
-        acc[g] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, q + g * hd + whole), kv, acc[g]);
-    }
-    for (int g = 0; g < NG; ++g) s[g][p] = _mm512_reduce_add_ps(acc[g]) * a.scale;
   }
 }
 
-// Replaces a row of n scores by exp(s - max) and returns 1 / their sum.
-DSPARK_AVX512_INLINE float softmax_unnormalised(float* s, int n) {
+// Replaces a row of n scores by their softmax.
+DSPARK_AVX512_INLINE void softmax(float* s, int n) {
   const __mmask16 tail = lanes_below(n % kLanes);
   const int whole = n - n % kLanes;
   __m512 mx = _mm512_set1_ps(-__builtin_inff());
@@ -105,38 +112,41 @@ DSPARK_AVX512_INLINE float softmax_unnormalised(float* s, int n) {
     _mm512_mask_storeu_ps(s + whole, tail, e);
     sum = _mm512_mask_add_ps(sum, tail, sum, e);
   }
-  return 1.0f / _mm512_reduce_add_ps(sum);
+  const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+  for (int p = 0; p < whole; p += kLanes) _mm512_storeu_ps(s + p, _mm512_mul_ps(_mm512_loadu_ps(s + p), inv));
+  if (tail)
+    _mm512_mask_storeu_ps(s + whole, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, s + whole), inv));
 }
 
-// out[g] = inv[g] * sum_p e[g][p] v[p] for the NG heads starting at g0, in chunks of NV
-// vectors of the head; every element sums the positions in order.
+// out[h] += sum_p a[h][p] v[p] over positions [p0, p1) for query heads g0 .. g0+NG-1 of
+// every key/value head, in chunks of NV vectors of the head. Every element adds the
+// positions in order, so splitting the positions into tiles changes no bit.
 template <int NG, int NV>
-DSPARK_AVX512_INLINE void weighted_values(const AttentionArgs& a, int g0, const float* inv) {
+DSPARK_AVX512_INLINE void weighted_values(const AttentionArgs& a, int g0, int p0, int p1) {
   const int hd = a.head_dim;
-  const float* s[NG];
-  for (int g = 0; g < NG; ++g) s[g] = scores_row(a, g0 + g);
-  for (int c = 0; c < hd; c += NV * kLanes) {
-    __mmask16 m[NV];
-    for (int j = 0; j < NV; ++j) m[j] = lanes_below(hd - c - j * kLanes);
-    __m512 acc[NG][NV];
-    for (int g = 0; g < NG; ++g)
-      for (int j = 0; j < NV; ++j) acc[g][j] = _mm512_setzero_ps();
-    const float* v = a.v + c;
-    const int row_part = std::min(hd - c, NV * kLanes);
-    for (int p = 0; p < a.n_ctx; ++p, v += a.kv_stride) {
-      if (p + kPrefetchRows < a.n_ctx) prefetch_row(v + kPrefetchRows * a.kv_stride, row_part);
-      __m512 vv[NV];
-      for (int j = 0; j < NV; ++j) vv[j] = _mm512_maskz_loadu_ps(m[j], v + j * kLanes);
-      for (int g = 0; g < NG; ++g) {
-        const __m512 e = _mm512_set1_ps(s[g][p]);
-        for (int j = 0; j < NV; ++j) acc[g][j] = _mm512_fmadd_ps(e, vv[j], acc[g][j]);
+  for (int j = 0; j < a.n_kv; ++j) {
+    const int h0 = j * a.group + g0;
+    const float* s[NG];
+    for (int g = 0; g < NG; ++g) s[g] = scores_row(a, h0 + g);
+    for (int c = 0; c < hd; c += NV * kLanes) {
+      __mmask16 m[NV];
+      for (int i = 0; i < NV; ++i) m[i] = lanes_below(hd - c - i * kLanes);
+      __m512 acc[NG][NV];
+      for (int g = 0; g < NG; ++g)
+        for (int i = 0; i < NV; ++i)
+          acc[g][i] = _mm512_maskz_loadu_ps(m[i], a.out + size_t(h0 + g) * size_t(hd) + c + i * kLanes);
+      const float* v = a.v + p0 * a.kv_stride + j * hd + c;
+      for (int p = p0; p < p1; ++p, v += a.kv_stride) {
+        __m512 vv[NV];
+        for (int i = 0; i < NV; ++i) vv[i] = _mm512_maskz_loadu_ps(m[i], v + i * kLanes);
+        for (int g = 0; g < NG; ++g) {
+          const __m512 e = _mm512_set1_ps(s[g][p]);
+          for (int i = 0; i < NV; ++i) acc[g][i] = _mm512_fmadd_ps(e, vv[i], acc[g][i]);
+        }
       }
-    }
-    for (int g = 0; g < NG; ++g) {
-      float* o = a.out + size_t(g0 + g) * size_t(hd) + c;
-      const __m512 scale = _mm512_set1_ps(inv[g]);
-      for (int j = 0; j < NV; ++j)
-        _mm512_mask_storeu_ps(o + j * kLanes, m[j], _mm512_mul_ps(acc[g][j], scale));
+      for (int g = 0; g < NG; ++g)
+        for (int i = 0; i < NV; ++i)
+          _mm512_mask_storeu_ps(a.out + size_t(h0 + g) * size_t(hd) + c + i * kLanes, m[i], acc[g][i]);
     }
   }
 }
@@ -144,16 +154,25 @@ DSPARK_AVX512_INLINE void weighted_values(const AttentionArgs& a, int g0, const 
 template <int NG>
 DSPARK_AVX512 void heads(const AttentionArgs& a, int g0) {
   scores<NG>(a, g0);
-  float inv[NG];
-  for (int g = 0; g < NG; ++g) inv[g] = softmax_unnormalised(scores_row(a, g0 + g), a.n_ctx);
-  weighted_values<NG, NG <= 2 ? 8 : 4>(a, g0, inv);
+  const int hd = a.head_dim;
+  for (int j = 0; j < a.n_kv; ++j)
+    for (int g = 0; g < NG; ++g) {
+      softmax(scores_row(a, j * a.group + g0 + g), a.n_ctx);
+      std::fill_n(a.out + size_t(j * a.group + g0 + g) * size_t(hd), hd, 0.0f);
+    }
+  for (int p0 = 0; p0 < a.n_ctx; p0 += kTileRows) {
+    const int p1 = std::min(a.n_ctx, p0 + kTileRows);
+    for (int p = p1; p < std::min(a.n_ctx, p1 + kTileRows); ++p)
+      prefetch_row(a.v + p * a.kv_stride, a.n_kv * hd);
+    weighted_values<NG, NG <= 2 ? 8 : 4>(a, g0, p0, p1);
+  }
 }
 
 }  // namespace
 
 DSPARK_AVX512 void attention_avx512(const AttentionArgs& a) {
-  for (int g0 = 0; g0 < a.n_q; g0 += kMaxHeads) {
-    switch (std::min(kMaxHeads, a.n_q - g0)) {
+  for (int g0 = 0; g0 < a.group; g0 += kMaxHeads) {
+    switch (std::min(kMaxHeads, a.group - g0)) {
       case 1:
         heads<1>(a, g0);
         break;

@@ -10,9 +10,9 @@ void attention_scalar(const AttentionArgs& a);
 void attention_avx2(const AttentionArgs& a);
 void attention_avx512(const AttentionArgs& a);
 
-// Scores row of query head g in the scratch.
-inline float* scores_row(const AttentionArgs& a, int g) {
-  return a.scores + size_t(g) * ((size_t(a.n_ctx) + 15) / 16 * 16);
+// Scores row of query head h in the scratch.
+inline float* scores_row(const AttentionArgs& a, int h) {
+  return a.scores + size_t(h) * ((size_t(a.n_ctx) + 15) / 16 * 16);
 }
 
 }  // namespace dspark::kernels

@@ -87,7 +87,7 @@ void Transformer::forward(const Batch& batch, KVCache& cache, float* logits, con
   const int T = batch.size();
   if (T == 0) return;
   reserve(T);
-  const size_t scores = attention_scratch_floats(c.n_heads / c.n_kv_heads, cache.capacity());
+  const size_t scores = attention_scratch_floats(c.n_heads, cache.capacity());
   for (auto& s : scores_) s.resize(scores);
 
   for (int t = 0; t < T; ++t) {
@@ -158,30 +158,36 @@ void Transformer::attention_layer(int l, const Batch& batch, KVCache& cache) {
   }
 
   // Each token attends to its sequence's positions 0..pos (or 0..attend_until): causal inside
-  // the batch because every token of the batch is already in the cache at its position. One
-  // job per (token, key/value head) covers the group of query heads sharing that head, so
-  // each cached row is read once per group.
+  // the batch because every token of the batch is already in the cache at its position. A
+  // job is one token and a block of its key/value heads: the kernel streams the block's
+  // segment of each cached row once for all the query heads that share it. Blocks are as
+  // wide as the thread count allows (a single token still gives every thread a couple of
+  // jobs); a head's result does not depend on the blocking.
   const int group = c.n_heads / c.n_kv_heads;
+  const int kv_per_job = std::clamp(T * c.n_kv_heads / (2 * pool_.size()), 1, c.n_kv_heads);
+  const int blocks = (c.n_kv_heads + kv_per_job - 1) / kv_per_job;
   const float scale = 1.0f / std::sqrt(float(hd));
   // Small attention jobs stay together: handing a few hundred multiply-adds to another
   // thread costs more than doing them.
-  const int64_t work_per_job = int64_t(cache.length(batch.seqs[0]) + T) * hd * group * 2;
+  const int64_t work_per_job = int64_t(cache.length(batch.seqs[0]) + T) * hd * kv_per_job * group * 2;
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / work_per_job);
-  pool_.parallel_for(int64_t(T) * c.n_kv_heads, grain, [&](int64_t begin, int64_t end, int thread) {
+  pool_.parallel_for(int64_t(T) * blocks, grain, [&](int64_t begin, int64_t end, int thread) {
     for (int64_t job = begin; job < end; ++job) {
-      const int t = int(job / c.n_kv_heads), kvh = int(job % c.n_kv_heads);
+      const int t = int(job / blocks), kv0 = int(job % blocks) * kv_per_job;
       const int seq = batch.seqs[size_t(t)];
+      const size_t first = size_t(t) * size_t(qd) + size_t(kv0 * group) * size_t(hd);
       AttentionArgs a;
-      a.q = q_.data() + size_t(t) * size_t(qd) + size_t(kvh * group) * size_t(hd);
-      a.n_q = group;
-      a.k = cache.key(l, seq, 0) + size_t(kvh) * size_t(hd);
-      a.v = cache.value(l, seq, 0) + size_t(kvh) * size_t(hd);
+      a.q = q_.data() + first;
+      a.n_kv = std::min(kv_per_job, c.n_kv_heads - kv0);
+      a.group = group;
+      a.k = cache.key(l, seq, 0) + size_t(kv0) * size_t(hd);
+      a.v = cache.value(l, seq, 0) + size_t(kv0) * size_t(hd);
       a.kv_stride = cache.position_stride();
       a.n_ctx = (batch.attend_until.empty() ? batch.positions[size_t(t)] : batch.attend_until[size_t(t)]) + 1;
       a.head_dim = hd;
       a.scale = scale;
       a.scores = scores_[size_t(thread)].data();
-      a.out = att_.data() + size_t(t) * size_t(qd) + size_t(kvh * group) * size_t(hd);
+      a.out = att_.data() + first;
       attention(a);
     }
   });

@@ -52,7 +52,7 @@ class Transformer {
   std::vector<float> gate_;                 // [T, ffn_dim]
   std::vector<float> up_;                   // [T, ffn_dim]
   std::vector<float> rope_;                 // [T, head_dim] cos/sin of each token's position
-  std::vector<std::vector<float>> scores_;  // per thread: attention scores of one query group
+  std::vector<std::vector<float>> scores_;  // per thread [n_heads, capacity] attention scores
 };
 
 }  // namespace dspark
