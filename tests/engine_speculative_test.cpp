@@ -135,9 +135,10 @@ TEST_P(GreedyLossless, OutputEqualsPlainGreedyDecoding) {
     LoadedModel small;
     const int cap = plain.n_prompt + req.max_tokens + 1;
     if (kind.rfind("dspark", 0) == 0 || kind == "dflash") {
-      src = load_drafter(
-          random_drafter(path, *lm.model, kind == "dflash" ? "--head none --confidence 0" : "--seed 3"),
-          kind == "dflash" ? "dflash" : "dspark", lm);
+      const std::string args = kind == "dflash"       ? "--head none --confidence 0"
+                               : kind == "dspark-rnn" ? "--seed 3 --head rnn"
+                                                      : "--seed 3";
+      src = load_drafter(random_drafter(path, *lm.model, args), kind == "dflash" ? "dflash" : "dspark", lm);
       drafter = make_drafter(*src, lm, pool, 1, cap);
       if (kind == "dspark-threshold") {
         so.scheduler = SchedulerKind::Threshold;
@@ -177,11 +178,11 @@ TEST_P(GreedyLossless, OutputEqualsPlainGreedyDecoding) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(SharedModels, GreedyLossless,
-                         ::testing::Combine(::testing::ValuesIn(kModels),
-                                            ::testing::Values("dspark-fixed", "dspark-threshold",
-                                                              "dspark-prefix", "dflash", "draft-model",
-                                                              "ngram", "oracle-right", "oracle-wrong")));
+INSTANTIATE_TEST_SUITE_P(
+    SharedModels, GreedyLossless,
+    ::testing::Combine(::testing::ValuesIn(kModels),
+                       ::testing::Values("dspark-fixed", "dspark-rnn", "dspark-threshold", "dspark-prefix",
+                                         "dflash", "draft-model", "ngram", "oracle-right", "oracle-wrong")));
 
 // Copies of the caches' rows must equal a clean recomputation bit for bit.
 void expect_same_rows(const KVCache& a, const KVCache& b, int n_layers, int kv_dim, int n, const char* what) {
