@@ -347,6 +347,7 @@ double worst_p_value(const std::string& kind, AcceptRule rule, std::string* tabl
     if (kind == "dspark-prefix") {
       so.scheduler = SchedulerKind::Prefix;
       so.verify_seconds = flat_cost;
+      so.draft_gate = false;  // drafting a tiny model never pays; verify drafts anyway
     }
   } else {
     small = first_layers(lm, 3);

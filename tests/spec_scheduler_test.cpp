@@ -71,41 +71,39 @@ TEST(PrefixScheduler, TiesGoByPositionThenRequest) {
 }
 
 TEST(DraftGate, SkipsWhileSpeculationIsSlowerAndProbesAgain) {
-  DraftGate gate(0.010, 4, 16);      // a plain step: 10 ms
-  EXPECT_TRUE(gate.should_draft());  // no data yet
-  gate.record_round(1, 0.015);       // 67 tokens/s < 100
+  const double plain = 0.010;  // a plain step: 10 ms, 100 tokens/s
+  DraftGate gate(4, 16);
+  EXPECT_TRUE(gate.should_draft(plain));  // no data yet
+  gate.record_round(1, 0.015, plain);     // 67 tokens/s
   int drafted = 0;
-  for (int i = 0; i < 10; ++i) drafted += gate.should_draft();
-  EXPECT_EQ(drafted, 2);        // only the probes after every 4 skips
-  gate.record_round(4, 0.012);  // fast rounds: the average climbs above the plain rate
-  gate.record_round(4, 0.012);
-  gate.record_round(4, 0.012);
-  EXPECT_GT(gate.speculative_rate(), gate.plain_rate());
-  EXPECT_TRUE(gate.should_draft());
-  EXPECT_TRUE(gate.should_draft());
-  gate.record_plain_step(0.001);  // plain steps turn out much faster than assumed
-  gate.record_plain_step(0.001);
-  gate.record_plain_step(0.001);
-  gate.record_plain_step(0.001);
-  EXPECT_LT(gate.speculative_rate(), gate.plain_rate());
-  EXPECT_FALSE(gate.should_draft());
+  for (int i = 0; i < 10; ++i) drafted += gate.should_draft(plain);
+  EXPECT_EQ(drafted, 2);               // only the probes after every 4 skips
+  gate.record_round(4, 0.012, plain);  // fast rounds: the average climbs above the plain rate
+  gate.record_round(4, 0.012, plain);
+  gate.record_round(4, 0.012, plain);
+  EXPECT_GT(gate.speculative_rate(), 1 / plain);
+  EXPECT_TRUE(gate.should_draft(plain));
+  EXPECT_TRUE(gate.should_draft(plain));
+  // Plain steps turn out much faster than thought (e.g. the machine got quieter).
+  EXPECT_FALSE(gate.should_draft(0.001));
 }
 
 TEST(DraftGate, ProbesThatDoNotPayBackOff) {
-  DraftGate gate(0.010, 4, 16);
-  ASSERT_TRUE(gate.should_draft());
-  gate.record_round(1, 0.015);
+  const double plain = 0.010;
+  DraftGate gate(4, 16);
+  ASSERT_TRUE(gate.should_draft(plain));
+  gate.record_round(1, 0.015, plain);
   std::vector<int> gaps;  // skipped rounds before each probe
   for (int probe = 0; probe < 4; ++probe) {
     int skipped = 0;
-    while (!gate.should_draft()) ++skipped;
+    while (!gate.should_draft(plain)) ++skipped;
     gaps.push_back(skipped);
-    gate.record_round(1, 0.015);  // the probe did not pay
+    gate.record_round(1, 0.015, plain);  // the probe did not pay
   }
   EXPECT_THAT(gaps, ElementsAre(4, 8, 16, 16));
-  gate.record_round(8, 0.012);  // a round that pays: the interval starts over
-  gate.record_round(8, 0.012);
-  EXPECT_TRUE(gate.should_draft());
+  gate.record_round(8, 0.012, plain);  // a round that pays: the interval starts over
+  gate.record_round(8, 0.012, plain);
+  EXPECT_TRUE(gate.should_draft(plain));
 }
 
 TEST(Scheduler, Names) {

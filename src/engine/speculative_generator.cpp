@@ -44,7 +44,12 @@ int SpeculativeGenerator::verify_length(const DraftBlock& block, float temperatu
   }
   if (options_.scheduler == SchedulerKind::Threshold)
     return threshold_length(confidence_.data(), n, options_.conf_threshold);
-  return prefix_length(survival_.data(), n, draft_seconds, options_.verify_seconds);
+  return prefix_length(survival_.data(), n, draft_seconds,
+                       [this](int tokens) { return verify_cost(tokens); });
+}
+
+double SpeculativeGenerator::verify_cost(int tokens) const {
+  return (cost_scale_ > 0 ? cost_scale_ : 1.0) * options_.verify_seconds(tokens);
 }
 
 GenerateResult SpeculativeGenerator::generate(const GenerateRequest& req,
@@ -108,8 +113,8 @@ GenerateResult SpeculativeGenerator::generate(const GenerateRequest& req,
   next_token_distribution(logits.data(), V, sp, tokens.data(), P, p[0]);
   bool stop = commit(p[0].ids.size() == 1 ? p[0].ids[0] : sample_from(p[0], rng.uniform()));
 
-  const double plain_step = options_.verify_seconds ? options_.verify_seconds(1) : 1.0;
-  DraftGate gate(plain_step > 0 ? plain_step : 1.0);
+  DraftGate gate;
+  cost_scale_ = 0;
   const int fixed_max = options_.draft_max > 0 ? options_.draft_max : block;
   while (!stop && int(res.tokens.size()) < max_new) {
     const int s = int(tokens.size()) - 1;  // the anchor's position
@@ -117,7 +122,8 @@ GenerateResult SpeculativeGenerator::generate(const GenerateRequest& req,
     int max_n = std::min({block, max_new - int(res.tokens.size()) - 1, capacity - s - 1});
     if (options_.scheduler == SchedulerKind::Fixed) max_n = std::min(max_n, fixed_max);
     bool draft = max_n > 0;
-    if (draft && options_.scheduler == SchedulerKind::Prefix && !gate.should_draft()) {
+    const bool gated = options_.scheduler == SchedulerKind::Prefix && options_.draft_gate;
+    if (draft && gated && !gate.should_draft(verify_cost(1))) {
       draft = false;
       ++st.skipped_rounds;
     }
@@ -179,12 +185,14 @@ GenerateResult SpeculativeGenerator::generate(const GenerateRequest& req,
       std::copy_n(verify_taps.data(), rows * width, pending.data() + size_t(n_pending) * width);
       n_pending += int(rows);
     }
-    st.verify_seconds += verify.seconds();
+    const double verify_seconds = verify.seconds();
+    st.verify_seconds += verify_seconds;
+    if (options_.verify_seconds) {  // how this machine runs now, against the cost profile
+      const double ratio = verify_seconds / options_.verify_seconds(n + 1);
+      cost_scale_ = cost_scale_ > 0 ? 0.8 * cost_scale_ + 0.2 * ratio : ratio;
+    }
     st.add_round(int(drafts.tokens.size()), verified, std::min(v.accepted, verified), committed);
-    if (draft)
-      gate.record_round(committed, round.seconds());
-    else
-      gate.record_plain_step(round.seconds());
+    if (draft && gated) gate.record_round(committed, round.seconds(), verify_cost(1));
   }
   const std::string tail = stream.finish();
   res.text += tail;

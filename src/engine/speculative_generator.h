@@ -27,6 +27,8 @@ struct SpecOptions {
   const Calibration* calibration = nullptr;
   // prefix: seconds of one target forward over T tokens (the engine's cost profile).
   std::function<double(int)> verify_seconds;
+  // prefix: skip drafting in rounds where, judging from earlier rounds, it does not pay.
+  bool draft_gate = true;
   AcceptRule accept = accept_drafts;  // replaced only by tests that check the checks
 };
 
@@ -50,12 +52,17 @@ class SpeculativeGenerator {
  private:
   // How many of the block's drafts to verify, by the scheduler.
   int verify_length(const DraftBlock& block, float temperature, double draft_seconds);
+  // Seconds of a target forward over T tokens now: the cost profile's curve, scaled by how
+  // this request's verifications compared with it (a profile measured on a busier or quieter
+  // machine keeps its shape but not its level).
+  double verify_cost(int tokens) const;
 
   const LoadedModel& lm_;
   Drafter& drafter_;
   ThreadPool& pool_;
   SpecOptions options_;
   std::unique_ptr<KVCache> cache_;
+  double cost_scale_ = 0;  // moving average of measured / profiled verification time; 0: none yet
   std::vector<float> confidence_, survival_;  // [block] calibrated c_k and products a_k
 };
 

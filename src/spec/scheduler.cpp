@@ -73,12 +73,8 @@ int prefix_length(const float* survival, int n, double draft_seconds,
   return schedule_prefixes({std::vector<float>(survival, survival + n)}, draft_seconds, verify_seconds)[0];
 }
 
-DraftGate::DraftGate(double plain_step_seconds, int probe_every, int max_probe_every)
-    : plain_seconds_(plain_step_seconds),
-      first_probe_every_(probe_every),
-      max_probe_every_(max_probe_every),
-      probe_every_(probe_every) {
-  if (!(plain_step_seconds > 0)) fail("draft gate: the plain step time must be positive");
+DraftGate::DraftGate(int probe_every, int max_probe_every)
+    : first_probe_every_(probe_every), max_probe_every_(max_probe_every), probe_every_(probe_every) {
   if (probe_every < 1 || max_probe_every < probe_every)
     fail("draft gate: probe intervals must satisfy 1 <= ", probe_every, " <= ", max_probe_every);
 }
@@ -86,9 +82,9 @@ DraftGate::DraftGate(double plain_step_seconds, int probe_every, int max_probe_e
 // Exponential moving averages: recent rounds matter most, as acceptance drifts with the text.
 constexpr double kDecay = 0.8;
 
-bool DraftGate::should_draft() {
+bool DraftGate::should_draft(double plain_step_seconds) {
   probing_ = false;
-  if (rounds_ == 0 || speculative_rate() >= plain_rate()) {
+  if (rounds_ == 0 || speculative_rate() * plain_step_seconds >= 1.0) {
     skipped_ = 0;
     return true;
   }
@@ -101,7 +97,7 @@ bool DraftGate::should_draft() {
   return false;
 }
 
-void DraftGate::record_round(int committed, double seconds) {
+void DraftGate::record_round(int committed, double seconds, double plain_step_seconds) {
   if (rounds_++ == 0) {
     tokens_ = committed;
     seconds_ = seconds;
@@ -109,14 +105,10 @@ void DraftGate::record_round(int committed, double seconds) {
     tokens_ = kDecay * tokens_ + (1 - kDecay) * committed;
     seconds_ = kDecay * seconds_ + (1 - kDecay) * seconds;
   }
-  if (speculative_rate() >= plain_rate())
+  if (speculative_rate() * plain_step_seconds >= 1.0)
     probe_every_ = first_probe_every_;
   else if (probing_)
     probe_every_ = std::min(2 * probe_every_, max_probe_every_);
-}
-
-void DraftGate::record_plain_step(double seconds) {
-  if (seconds > 0) plain_seconds_ = kDecay * plain_seconds_ + (1 - kDecay) * seconds;
 }
 
 double DraftGate::speculative_rate() const { return seconds_ > 0 ? tokens_ / seconds_ : 0.0; }

@@ -40,24 +40,21 @@ int prefix_length(const float* survival, int n, double draft_seconds,
                   const std::function<double(int)>& verify_seconds);
 
 // Decides before each round whether to draft. It compares the measured rate of speculative
-// rounds (tokens committed per second, moving averages) with the rate of plain decode steps
-// (measured when they happen, else the estimate given at construction) and drafts when
-// speculation is at least as fast. After `probe_every` skipped rounds it drafts once anyway,
-// so a drafter that becomes useful again is noticed; each probe that does not pay doubles the
-// interval (up to max_probe_every), so a useless drafter costs almost nothing.
+// rounds (tokens committed per second, moving averages) with the rate of a plain decode step
+// (the caller's current estimate) and drafts when speculation is at least as fast. After
+// `probe_every` skipped rounds it drafts once anyway, so a drafter that becomes useful again
+// is noticed; each probe that does not pay doubles the interval (up to max_probe_every), so
+// a useless drafter costs almost nothing.
 class DraftGate {
  public:
-  explicit DraftGate(double plain_step_seconds, int probe_every = 8, int max_probe_every = 512);
+  explicit DraftGate(int probe_every = 8, int max_probe_every = 512);
 
-  bool should_draft();
-  void record_round(int committed_tokens, double seconds);  // a round that drafted
-  void record_plain_step(double seconds);                   // a round that did not
+  bool should_draft(double plain_step_seconds);
+  void record_round(int committed_tokens, double seconds, double plain_step_seconds);  // a round that drafted
 
   double speculative_rate() const;  // tokens/s, 0 before any round
-  double plain_rate() const { return 1.0 / plain_seconds_; }
 
  private:
-  double plain_seconds_;
   double tokens_ = 0, seconds_ = 0;  // moving averages per speculative round
   int rounds_ = 0, skipped_ = 0;
   const int first_probe_every_, max_probe_every_;
