@@ -52,6 +52,8 @@ struct Entry {
   std::string label;  // what the table shows
   std::string kind, path;
   std::unique_ptr<DrafterSource> source;
+  std::unique_ptr<Drafter> drafter;                 // all prompts but replay's
+  std::unique_ptr<SpeculativeGenerator> generator;  // keeps what the draft gate learnt
   SpecStats total;
   double decode_seconds = 0;
   int64_t tokens = 0;            // tokens counted by the decode rate (all but the first per prompt)
@@ -124,6 +126,11 @@ void run_bench_spec(const SpecBenchOptions& o) {
   std::fprintf(table, "dspark bench spec: %s, %d threads, %zu prompts, %d tokens each, temperature %g\n",
                model_path.c_str(), pool.size(), prompts.size(), o.n, double(o.temperature));
 
+  // Drafters are made once, for the longest prompt, and serve every prompt in turn.
+  int capacity = 0;
+  for (const std::string& p : prompts)
+    capacity = std::max(capacity, int(Generator(lm, pool).tokenize_prompt(p).size()) + o.n + 1);
+
   GenerateRequest req;
   req.max_tokens = o.n;
   req.sampling.temperature = o.temperature;
@@ -138,26 +145,28 @@ void run_bench_spec(const SpecBenchOptions& o) {
     ar_tokens += int64_t(ar.tokens.size()) - 1;
     std::vector<int> reference = plain.tokenize_prompt(req.prompt);
     reference.insert(reference.end(), ar.tokens.begin(), ar.tokens.end());
-    const int capacity = int(reference.size()) + 1;
-
     for (Entry& e : entries) {
-      std::unique_ptr<Drafter> drafter;
-      if (e.kind == "replay")
-        drafter = std::make_unique<ReplayDrafter>(reference, o.replay_block);
-      else
-        drafter = make_drafter(*e.source, lm, pool, 1, capacity);
-      SpecOptions so;
-      so.scheduler = choose_scheduler(o.scheduler, o.conf_threshold, o.draft_max, *drafter);
-      so.draft_max = std::min(o.draft_max, drafter->max_block());
-      so.conf_threshold = std::max(o.conf_threshold, 0.0f);
-      if (e.source && e.source->calibration) so.calibration = &*e.source->calibration;
-      if (so.scheduler == SchedulerKind::Prefix) {
-        if (!cost) cost = verify_cost_curve(*lm.model, pool, 64);
-        so.verify_seconds = cost;
+      if (e.kind == "replay") {  // a new script for each prompt
+        e.generator.reset();
+        e.drafter = std::make_unique<ReplayDrafter>(reference, o.replay_block);
+      } else if (!e.drafter) {
+        e.drafter = make_drafter(*e.source, lm, pool, 1, capacity);
       }
-      e.scheduler = scheduler_name(so.scheduler);
-      SpeculativeGenerator gen(lm, *drafter, pool, so);
-      const GenerateResult r = gen.generate(req);
+      Drafter& drafter = *e.drafter;
+      if (!e.generator) {
+        SpecOptions so;
+        so.scheduler = choose_scheduler(o.scheduler, o.conf_threshold, o.draft_max, drafter);
+        so.draft_max = std::min(o.draft_max, drafter.max_block());
+        so.conf_threshold = std::max(o.conf_threshold, 0.0f);
+        if (e.source && e.source->calibration) so.calibration = &*e.source->calibration;
+        if (so.scheduler == SchedulerKind::Prefix) {
+          if (!cost) cost = verify_cost_curve(*lm.model, pool, 64);
+          so.verify_seconds = cost;
+        }
+        e.scheduler = scheduler_name(so.scheduler);
+        e.generator = std::make_unique<SpeculativeGenerator>(lm, drafter, pool, so);
+      }
+      const GenerateResult r = e.generator->generate(req);
       if (o.temperature <= 0 && r.tokens != ar.tokens)
         fail("bench spec: ", e.label, " changed the greedy output on prompt ", pi + 1,
              " (a bug: please report it)");

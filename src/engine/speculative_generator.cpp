@@ -113,8 +113,6 @@ GenerateResult SpeculativeGenerator::generate(const GenerateRequest& req,
   next_token_distribution(logits.data(), V, sp, tokens.data(), P, p[0]);
   bool stop = commit(p[0].ids.size() == 1 ? p[0].ids[0] : sample_from(p[0], rng.uniform()));
 
-  DraftGate gate;
-  cost_scale_ = 0;
   const int fixed_max = options_.draft_max > 0 ? options_.draft_max : block;
   while (!stop && int(res.tokens.size()) < max_new) {
     const int s = int(tokens.size()) - 1;  // the anchor's position
@@ -123,7 +121,7 @@ GenerateResult SpeculativeGenerator::generate(const GenerateRequest& req,
     if (options_.scheduler == SchedulerKind::Fixed) max_n = std::min(max_n, fixed_max);
     bool draft = max_n > 0;
     const bool gated = options_.scheduler == SchedulerKind::Prefix && options_.draft_gate;
-    if (draft && gated && !gate.should_draft(verify_cost(1))) {
+    if (draft && gated && !gate_.should_draft(verify_cost(1))) {
       draft = false;
       ++st.skipped_rounds;
     }
@@ -192,7 +190,7 @@ GenerateResult SpeculativeGenerator::generate(const GenerateRequest& req,
       cost_scale_ = cost_scale_ > 0 ? 0.8 * cost_scale_ + 0.2 * ratio : ratio;
     }
     st.add_round(int(drafts.tokens.size()), verified, std::min(v.accepted, verified), committed);
-    if (draft && gated) gate.record_round(committed, round.seconds(), verify_cost(1));
+    if (draft && gated) gate_.record_round(committed, round.seconds(), verify_cost(1));
   }
   const std::string tail = stream.finish();
   res.text += tail;

@@ -39,7 +39,8 @@ void validate_spec_options(const SpecOptions& o, const Drafter& drafter);
 
 class SpeculativeGenerator {
  public:
-  // The drafter must hold sequence 0 with room for the whole request (make_drafter).
+  // The drafter must hold sequence 0 with room for each request (make_drafter). One
+  // generator serves any number of requests, one after another.
   SpeculativeGenerator(const LoadedModel& target, Drafter& drafter, ThreadPool& pool,
                        const SpecOptions& options);
 
@@ -62,7 +63,11 @@ class SpeculativeGenerator {
   ThreadPool& pool_;
   SpecOptions options_;
   std::unique_ptr<KVCache> cache_;
-  double cost_scale_ = 0;  // moving average of measured / profiled verification time; 0: none yet
+  // What earlier rounds taught, kept across requests: whether drafting pays, and how the
+  // machine runs against its cost profile (moving average of measured / profiled
+  // verification time; 0: nothing measured yet).
+  DraftGate gate_;
+  double cost_scale_ = 0;
   std::vector<float> confidence_, survival_;  // [block] calibrated c_k and products a_k
 };
 
