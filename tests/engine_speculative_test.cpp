@@ -280,6 +280,31 @@ TEST(StopToken, InsideAcceptedDraftsEndsTheRoundThere) {
   EXPECT_EQ(spec.text, plain.text);
 }
 
+TEST(RepetitionPenalty, AppliedAlikeToDraftsAndTarget) {
+  // The penalty depends on the tokens before each position, drafts included: both sides
+  // must see the same history for greedy output to stay the target's.
+  const std::string path = test::shared_model("tinystories-656k");
+  const LoadedModel lm = load_model(path);
+  ThreadPool pool(2);
+  GenerateRequest req = greedy_request("Once upon a time", 80);
+  req.sampling.repeat_penalty = 1.3f;
+  req.sampling.repeat_last_n = 16;
+  const GenerateResult plain = Generator(lm, pool).generate(req);
+  const GenerateResult unpenalized = Generator(lm, pool).generate(greedy_request("Once upon a time", 80));
+  ASSERT_NE(plain.tokens, unpenalized.tokens) << "the penalty should change this output";
+  NgramDrafter ngram;
+  LoadedModel small = first_layers(lm, 1);
+  ModelDrafter model_drafter(*small.model, pool, 1, 128);
+  const auto src = load_drafter(random_drafter(path, *lm.model, "--seed 3"), "dspark", lm);
+  auto dspark = make_drafter(*src, lm, pool, 1, 128);
+  for (Drafter* d : {static_cast<Drafter*>(&ngram), static_cast<Drafter*>(&model_drafter), dspark.get()}) {
+    SpeculativeGenerator gen(lm, *d, pool, SpecOptions{});
+    const GenerateResult r = gen.generate(req);
+    EXPECT_EQ(r.tokens, plain.tokens) << d->name();
+    EXPECT_GT(r.spec->verified, 0) << d->name();
+  }
+}
+
 // --- temperature > 0: the distribution of generated tokens is the target's -----------------
 
 // Exact marginals of generated tokens 0..n-1 by enumerating every prefix the sampling
