@@ -27,27 +27,47 @@ void apply_repeat_penalty(float* logits, int n, const int* recent, int n_recent,
 void sampling_distribution(const float* logits, int n, const SamplingParams& p, TokenProbs& out) {
   const float inv_t = 1.0f / p.temperature;
   auto& ids = out.ids;
-  ids.resize(size_t(n));
-  std::iota(ids.begin(), ids.end(), 0);
+  auto& probs = out.probs;
   // Sort by logit descending, index ascending on ties, so the result is deterministic.
   auto by_logit = [logits](int a, int b) {
     return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
   };
-  size_t keep = size_t(n);
-  if (p.top_k > 0 && size_t(p.top_k) < keep) {
+  size_t keep;
+  if (p.top_k > 0 && p.top_k < n) {
     keep = size_t(p.top_k);
+    ids.resize(size_t(n));
+    std::iota(ids.begin(), ids.end(), 0);
     std::partial_sort(ids.begin(), ids.begin() + std::ptrdiff_t(keep), ids.end(), by_logit);
+    ids.resize(keep);
+    probs.resize(keep);
+    const float mx = logits[ids[0]] * inv_t;
+    double sum = 0;
+    for (size_t i = 0; i < keep; ++i) sum += probs[i] = std::exp(logits[ids[i]] * inv_t - mx);
+    for (auto& q : probs) q = float(q / sum);
   } else {
-    std::sort(ids.begin(), ids.end(), by_logit);
+    // Every token: no sort of the whole vocabulary unless a cut needs the order.
+    float mx = logits[0];
+    for (int i = 1; i < n; ++i) mx = std::max(mx, logits[i]);
+    mx *= inv_t;
+    double sum = 0;
+    for (int i = 0; i < n; ++i) sum += std::exp(logits[i] * inv_t - mx);
+    ids.clear();
+    if (p.min_p > 0.0f) {
+      // Only tokens within min_p of the most likely one can survive (a top-p cut keeps a
+      // prefix of the same order, so it never needs the others).
+      for (int i = 0; i < n; ++i)
+        if (std::exp(logits[i] * inv_t - mx) >= p.min_p) ids.push_back(i);
+      std::sort(ids.begin(), ids.end(), by_logit);
+    } else {
+      ids.resize(size_t(n));
+      std::iota(ids.begin(), ids.end(), 0);
+      if (p.top_p < 1.0f) std::sort(ids.begin(), ids.end(), by_logit);
+    }
+    keep = ids.size();
+    probs.resize(keep);
+    for (size_t i = 0; i < keep; ++i) probs[i] = float(std::exp(logits[ids[i]] * inv_t - mx) / sum);
+    if (p.min_p <= 0.0f && p.top_p >= 1.0f) return;  // no cut: every token, in index order
   }
-  ids.resize(keep);
-
-  auto& probs = out.probs;
-  probs.resize(keep);
-  const float mx = logits[ids[0]] * inv_t;
-  double sum = 0;
-  for (size_t i = 0; i < keep; ++i) sum += probs[i] = std::exp(logits[ids[i]] * inv_t - mx);
-  for (auto& q : probs) q = float(q / sum);
 
   if (p.top_p < 1.0f) {  // smallest prefix whose mass reaches top_p
     double cum = 0;

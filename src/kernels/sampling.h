@@ -31,7 +31,8 @@ int argmax(const float* logits, int n);
 void apply_repeat_penalty(float* logits, int n, const int* recent, int n_recent, float penalty);
 
 // A sparse distribution: the tokens that survive the cuts and their probabilities (sum 1),
-// most likely first.
+// most likely first (in index order when no cut applies: sorting a whole vocabulary per
+// token would cost more than the rest of sampling).
 struct TokenProbs {
   std::vector<int> ids;
   std::vector<float> probs;
