@@ -68,18 +68,65 @@ struct Bf16Weights {  // bf16 is the top half of an fp32
   }
 };
 
+// Lane x of the result = hsum(v[x]), bit for bit: hsum's tree (lane i + i+4, then + 2,
+// then + 1) run on 8 vectors at once. Slot s of the tree ends in lane (s2 s0 s1) (bits
+// high to low), a map that is its own inverse.
+constexpr int tree_lane(int s) { return (s & 4) | (s & 1) << 1 | (s >> 1 & 1); }
+
+DSPARK_AVX2_INLINE __m256 reduce8(const __m256* v) {
+  __m256 b[4], c[2];
+  for (int r = 0; r < 4; ++r) {  // lanes i + i+4: two inputs per vector
+    const __m256 p = v[tree_lane(r)], q = v[tree_lane(r + 4)];
+    b[r] = _mm256_add_ps(_mm256_permute2f128_ps(p, q, 0x20), _mm256_permute2f128_ps(p, q, 0x31));
+  }
+  for (int r = 0; r < 2; ++r) {  // + 2
+    const __m256d p = _mm256_castps_pd(b[r]), q = _mm256_castps_pd(b[r + 2]);
+    c[r] =
+        _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(p, q)), _mm256_castpd_ps(_mm256_unpackhi_pd(p, q)));
+  }
+  return _mm256_add_ps(_mm256_shuffle_ps(c[0], c[1], _MM_SHUFFLE(2, 0, 2, 0)),  // + 1
+                       _mm256_shuffle_ps(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+// Reduces the accumulators of R rows x T tokens (slot t * R + r) and stores the sums.
+template <int R, int T>
+DSPARK_AVX2_INLINE void store_sums(const RowsArgs& a, int64_t r0, const __m256* acc) {
+  static_assert(R * T <= 8);
+  if constexpr (R * T == 1) {
+    a.y[r0] = hsum(acc[0]);
+  } else {
+    alignas(32) float sums[8];
+    _mm256_store_ps(sums, reduce8(acc));  // lane t * R + r
+    for (int t = 0; t < T; ++t) std::memcpy(a.y + t * a.y_stride + r0, sums + t * R, sizeof(float) * R);
+  }
+}
+
+// Columns [i, n) of a row (fewer than 8), zero-padded to 8, times each token's activations.
+template <class W, int T>
+DSPARK_AVX2_INLINE void float_tail(const typename W::T* w, const float* const* x, int64_t i, int64_t n,
+                                   __m256* acc, int stride) {
+  const size_t rest = size_t(n - i);
+  typename W::T pad[8] = {};
+  std::memcpy(pad, w + i, rest * sizeof(typename W::T));
+  const __m256 wv = W::load(pad);
+  for (int t = 0; t < T; ++t) {
+    float xpad[8] = {};
+    std::memcpy(xpad, x[t] + i, rest * sizeof(float));
+    acc[t * stride] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xpad), acc[t * stride]);
+  }
+}
+
 // R rows x T tokens, one accumulator each (as in the AVX-512 kernels).
 template <class W, int R, int T>
 DSPARK_AVX2_INLINE void float_tile(const RowsArgs& a, int64_t r0) {
   const int64_t n = a.cols;
   const typename W::T* w[R];
   const float* x[T];
-  __m256 acc[R][T];
+  __m256 acc[8];
   for (int r = 0; r < R; ++r)
     w[r] = reinterpret_cast<const typename W::T*>(a.w + size_t(r0 + r) * a.w_stride);
   for (int t = 0; t < T; ++t) x[t] = reinterpret_cast<const float*>(a.act + size_t(t) * a.act_stride);
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  for (int s = 0; s < 8; ++s) acc[s] = _mm256_setzero_ps();  // slot t * R + r
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     for (int r = 0; r < R; ++r) prefetch(reinterpret_cast<const uint8_t*>(w[r] + i) + kPrefetchBytes);
@@ -87,33 +134,50 @@ DSPARK_AVX2_INLINE void float_tile(const RowsArgs& a, int64_t r0) {
     for (int r = 0; r < R; ++r) wv[r] = W::load(w[r] + i);
     for (int t = 0; t < T; ++t) {
       const __m256 xv = _mm256_loadu_ps(x[t] + i);
-      for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
+      for (int r = 0; r < R; ++r) acc[t * R + r] = _mm256_fmadd_ps(wv[r], xv, acc[t * R + r]);
     }
   }
-  if (i < n) {  // the last 1..7 columns, zero-padded to 8
-    const size_t rest = size_t(n - i);
-    __m256 wv[R];
-    for (int r = 0; r < R; ++r) {
-      typename W::T pad[8] = {};
-      std::memcpy(pad, w[r] + i, rest * sizeof(typename W::T));
-      wv[r] = W::load(pad);
-    }
-    for (int t = 0; t < T; ++t) {
-      float pad[8] = {};
-      std::memcpy(pad, x[t] + i, rest * sizeof(float));
-      const __m256 xv = _mm256_loadu_ps(pad);
-      for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
-    }
-  }
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) a.y[t * a.y_stride + r0 + r] = hsum(acc[r][t]);
+  if (i < n)  // the last 1..7 columns
+    for (int r = 0; r < R; ++r) float_tail<W, T>(w[r], x, i, n, acc + r, R);
+  store_sums<R, T>(a, r0, acc);
 }
 
+// The same sums, reading the tile's rows one after the other: back-to-back short rows are
+// then one sequential stream for the prefetchers (see matmul_avx512.cpp).
+template <class W, int R, int T>
+DSPARK_AVX2_INLINE void float_tile_seq(const RowsArgs& a, int64_t r0) {
+  const int64_t n = a.cols;
+  const float* x[T];
+  __m256 acc[8];
+  for (int t = 0; t < T; ++t) x[t] = reinterpret_cast<const float*>(a.act + size_t(t) * a.act_stride);
+  for (int s = 0; s < 8; ++s) acc[s] = _mm256_setzero_ps();  // slot t * R + r
+  for (int r = 0; r < R; ++r) {
+    const auto* w = reinterpret_cast<const typename W::T*>(a.w + size_t(r0 + r) * a.w_stride);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      if (i % (64 / sizeof(*w)) == 0) prefetch(reinterpret_cast<const uint8_t*>(w + i) + kPrefetchBytes);
+      const __m256 wv = W::load(w + i);
+      for (int t = 0; t < T; ++t)
+        acc[t * R + r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[t] + i), acc[t * R + r]);
+    }
+    if (i < n) float_tail<W, T>(w, x, i, n, acc + r, R);
+  }
+  store_sums<R, T>(a, r0, acc);
+}
+
+// As on AVX-512: rows up to these lengths are read one after the other.
+constexpr int64_t kSequentialCols1 = 4096, kSequentialCols = 1024;
 constexpr int kFloatRows = 2, kFloatTile = 4;
 
 template <class W, int T>
 DSPARK_AVX2 void float_rows(const RowsArgs& a) {
   int64_t r = 0;
+  if (a.cols <= (T == 1 ? kSequentialCols1 : kSequentialCols)) {
+    constexpr int kWide = 8 / T >= 8 ? 8 : 8 / T >= 4 ? 4 : 2;  // one reduce8 per tile
+    for (; r + kWide <= a.n_rows; r += kWide) float_tile_seq<W, kWide, T>(a, r);
+    for (; r < a.n_rows; ++r) float_tile_seq<W, 1, T>(a, r);
+    return;
+  }
   for (; r + kFloatRows <= a.n_rows; r += kFloatRows) float_tile<W, kFloatRows, T>(a, r);
   for (; r < a.n_rows; ++r) float_tile<W, 1, T>(a, r);
 }
