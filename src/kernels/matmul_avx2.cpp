@@ -166,7 +166,7 @@ DSPARK_AVX2_INLINE void float_tile_seq(const RowsArgs& a, int64_t r0) {
 }
 
 // As on AVX-512: rows up to these lengths are read one after the other.
-constexpr int64_t kSequentialCols1 = 4096, kSequentialCols = 1024;
+constexpr int64_t kSequentialCols1 = 4096, kSequentialCols = 512;
 constexpr int kFloatRows = 2, kFloatTile = 4;
 
 template <class W, int T>

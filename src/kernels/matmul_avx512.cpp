@@ -62,19 +62,13 @@ struct F32Weights {
   }
 };
 
-// Two vectors per step, so that a step reads one whole cache line of each row.
 struct F16Weights {
   using T = uint16_t;
-  static constexpr int kParts = 2;
+  static constexpr int kParts = 1;
   static constexpr bool kPrepared = false;
-  static DSPARK_AVX512_INLINE void load(const uint16_t* p, __m512* w) {
-    w[0] = _mm512_cvtph_ps(load256(p));
-    w[1] = _mm512_cvtph_ps(load256(p + 16));
-  }
+  static DSPARK_AVX512_INLINE void load(const uint16_t* p, __m512* w) { w[0] = _mm512_cvtph_ps(load256(p)); }
   static DSPARK_AVX512_INLINE void load(const uint16_t* p, int n, __m512* w) {
-    const __mmask32 m = __mmask32((uint64_t(1) << n) - 1);
-    w[0] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(__mmask16(m), p));
-    w[1] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(__mmask16(m >> 16), p + 16));
+    w[0] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(__mmask16((1u << n) - 1), p));
   }
 };
 
@@ -259,8 +253,8 @@ DSPARK_AVX512_INLINE void float_tile_seq(const RowsArgs& a, int64_t r0, size_t a
 // Rows up to these lengths are read one after the other (float_tile_seq), for one token
 // and for several; longer ones 4 rows at a time, whose streams the prefetchers follow and
 // whose weight vectors serve every token of the tile at once (measured on Zen 4: the
-// sequential order wins for one token up to 4096 values, for 2-4 tokens up to 1024).
-constexpr int64_t kSequentialCols1 = 4096, kSequentialCols = 1024;
+// sequential order wins for one token up to 4096 values, for 2-4 tokens up to 512).
+constexpr int64_t kSequentialCols1 = 4096, kSequentialCols = 512;
 constexpr int kFloatTile = 4;
 
 template <class W, int T>
