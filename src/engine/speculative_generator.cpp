@@ -111,7 +111,7 @@ GenerateResult SpeculativeGenerator::generate(const GenerateRequest& req,
 
   Timer decode;
   next_token_distribution(logits.data(), V, sp, tokens.data(), P, p[0]);
-  bool stop = commit(p[0].ids.size() == 1 ? p[0].ids[0] : sample_from(p[0], rng.uniform()));
+  bool stop = commit(draw_from(p[0], rng));
 
   const int fixed_max = options_.draft_max > 0 ? options_.draft_max : block;
   while (!stop && int(res.tokens.size()) < max_new) {

@@ -121,6 +121,10 @@ void next_token_distribution(float* logits, int n, const SamplingParams& p, cons
   sampling_distribution(logits, n, p, out);
 }
 
+int draw_from(const TokenProbs& d, Rng& rng) {
+  return d.ids.size() == 1 ? d.ids[0] : sample_from(d, rng.uniform());
+}
+
 int Sampler::sample(float* logits, int n, const std::vector<int>& history) {
   penalize_recent(logits, n, params_, history.data(), int(history.size()));
   if (params_.greedy()) return argmax(logits, n);

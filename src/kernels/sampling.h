@@ -43,6 +43,9 @@ void sampling_distribution(const float* logits, int n, const SamplingParams& p, 
 
 // Draws from a distribution with a uniform number u in [0, 1).
 int sample_from(const TokenProbs& d, float u);
+// Draws from a distribution with the generator; a one-token distribution (greedy) draws no
+// random number, so greedy decoding consumes none.
+int draw_from(const TokenProbs& d, Rng& rng);
 
 // The whole transform for one position: the repetition penalty over the last repeat_last_n
 // tokens of history (logits modified in place), then the cuts above; greedy gives the

@@ -32,10 +32,9 @@ int draw_residual(const TokenProbs& p, const TokenProbs& q, Rng& rng, AcceptScra
     sum += m;
   }
   for (int id : q.ids) s.dense[size_t(id)] = 0.0f;  // leave the scratch all zero
-  if (sum <= 1e-8) return p.ids.size() == 1 ? p.ids[0] : sample_from(p, rng.uniform());
-  if (r.ids.size() == 1) return r.ids[0];
+  if (sum <= 1e-8) return draw_from(p, rng);
   for (float& m : r.probs) m = float(m / sum);
-  return sample_from(r, rng.uniform());
+  return draw_from(r, rng);
 }
 
 }  // namespace
@@ -55,8 +54,7 @@ Verdict accept_drafts(const int* drafts, const TokenProbs* q, const TokenProbs* 
     v.next = draw_residual(p[j], q[j], rng, scratch);
     return v;
   }
-  const TokenProbs& last = p[n];
-  v.next = last.ids.size() == 1 ? last.ids[0] : sample_from(last, rng.uniform());
+  v.next = draw_from(p[n], rng);
   return v;
 }
 
