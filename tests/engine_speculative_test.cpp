@@ -11,6 +11,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "biased_acceptance.h"
 #include "chi_square.h"
 #include "core/error.h"
 #include "draft/dspark_drafter.h"
@@ -413,27 +414,9 @@ INSTANTIATE_TEST_SUITE_P(Drafters, SampledLossless,
                          ::testing::Values("dspark-fixed", "dspark-threshold", "dspark-prefix",
                                            "draft-model"));
 
-// Sampling the bonus from p instead of the residual max(p - q, 0) over-represents the
-// drafter's favourite tokens; the same test must see it.
-Verdict residual_is_p(const int* d, const TokenProbs* q, const TokenProbs* p, int n, Rng& rng,
-                      AcceptScratch&) {
-  Verdict v;
-  for (int j = 0; j < n; ++j) {
-    const float pd = prob_of(p[j], d[j]), qd = std::max(prob_of(q[j], d[j]), 1e-8f);
-    if (rng.uniform() < std::min(1.0f, pd / qd)) {
-      ++v.accepted;
-      continue;
-    }
-    v.next = sample_from(p[j], rng.uniform());
-    return v;
-  }
-  v.next = sample_from(p[n], rng.uniform());
-  return v;
-}
-
 TEST(SampledLossless, ABiasedAcceptanceRuleFails) {
   std::string table;
-  EXPECT_LT(worst_p_value("draft-model", residual_is_p, &table), kAlpha)
+  EXPECT_LT(worst_p_value("draft-model", test::residual_is_p, &table), kAlpha)
       << "the test cannot see a biased rule";
 }
 

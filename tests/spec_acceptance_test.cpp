@@ -5,6 +5,7 @@
 #include <map>
 #include <vector>
 
+#include "biased_acceptance.h"
 #include "chi_square.h"
 #include "spec/acceptance.h"
 
@@ -83,23 +84,6 @@ TEST(Acceptance, RejectionSamplingKeepsTheTargetDistribution) {
   EXPECT_GT(worst_p_value(accept_drafts, &table), kAlpha) << table;
 }
 
-// The classic mistake: after a rejection, sample from p instead of the residual max(p - q, 0).
-Verdict residual_is_p(const int* d, const TokenProbs* q, const TokenProbs* p, int n, Rng& rng,
-                      AcceptScratch&) {
-  Verdict v;
-  for (int j = 0; j < n; ++j) {
-    const float pd = prob_of(p[j], d[j]), qd = std::max(prob_of(q[j], d[j]), 1e-8f);
-    if (rng.uniform() < std::min(1.0f, pd / qd)) {
-      ++v.accepted;
-      continue;
-    }
-    v.next = sample_from(p[j], rng.uniform());
-    return v;
-  }
-  v.next = sample_from(p[n], rng.uniform());
-  return v;
-}
-
 // Accepting whenever the target gives the draft any probability at all.
 Verdict accept_if_possible(const int* d, const TokenProbs*, const TokenProbs* p, int n, Rng& rng,
                            AcceptScratch&) {
@@ -111,7 +95,7 @@ Verdict accept_if_possible(const int* d, const TokenProbs*, const TokenProbs* p,
 
 TEST(Acceptance, BiasedRulesFailTheSameTest) {
   std::string table;
-  EXPECT_LT(worst_p_value(residual_is_p, &table), kAlpha) << "the test cannot see a wrong residual";
+  EXPECT_LT(worst_p_value(test::residual_is_p, &table), kAlpha) << "the test cannot see a wrong residual";
   EXPECT_LT(worst_p_value(accept_if_possible, &table), kAlpha) << "the test cannot see over-acceptance";
 }
 
