@@ -10,6 +10,7 @@ packages=(
   nlohmann-json3-dev libpcre2-dev libcli11-dev  # JSON, Unicode regexes, command line
   libgtest-dev libgmock-dev            # tests
   python3-numpy                        # the NumPy reference oracle used by tests
+  gnuplot-nox                          # PNG plots of dspark eval
   clang libclang-rt-14-dev clang-format  # fuzzing, sanitizers, format check
 )
 missing=()

@@ -110,6 +110,7 @@ void Transformer::forward(const Batch& batch, KVCache& cache, float* logits, con
     rmsnorm(xb_.data() + size_t(i) * size_t(c.dim),
             x_.data() + size_t(batch.logit_rows[size_t(i)]) * size_t(c.dim), f32(model_.output_norm), c.dim,
             c.norm_eps);
+  if (taps && taps->final_hidden) std::copy_n(xb_.data(), size_t(n_out) * size_t(c.dim), taps->final_hidden);
   matmul(model_.output, xb_.data(), n_out, logits, pool_);
 }
 

@@ -16,6 +16,9 @@ namespace dspark {
 struct HiddenTaps {
   std::vector<int> layers;
   float* out = nullptr;  // [batch tokens, layers.size() * dim], layers concatenated in list order
+  // Optional: the final-normed hidden states of the logit rows (what the LM head reads),
+  // [logit_rows.size(), dim] in logit_rows order. A drafter trainer's target distribution.
+  float* final_hidden = nullptr;
 };
 
 class Transformer {
