@@ -169,6 +169,7 @@ GenerateResult SpeculativeGenerator::generate(const GenerateRequest& req,
       stop = commit(drafts.tokens[size_t(j)]);
       ++committed;
     }
+    const bool stop_in_drafts = stop;
     const int verified = stop ? committed : n;  // positions after a stop token do not count
     if (!stop) {
       stop = commit(v.next);
@@ -190,6 +191,16 @@ GenerateResult SpeculativeGenerator::generate(const GenerateRequest& req,
       cost_scale_ = cost_scale_ > 0 ? 0.8 * cost_scale_ + 0.2 * ratio : ratio;
     }
     st.add_round(int(drafts.tokens.size()), verified, std::min(v.accepted, verified), committed);
+    if (options_.on_round) {
+      RoundRecord rec;
+      rec.confidence = drafts.confidence;
+      rec.drafted = int(drafts.tokens.size());
+      rec.verified = n;
+      rec.accepted = std::min(v.accepted, verified);
+      rec.stop_in_drafts = stop_in_drafts;
+      rec.valid = verified;
+      options_.on_round(rec);
+    }
     if (draft && gated) gate_.record_round(committed, round.seconds(), verify_cost(1));
   }
   const std::string tail = stream.finish();

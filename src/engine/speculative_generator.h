@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -19,6 +20,17 @@
 
 namespace dspark {
 
+// What one round did, for calibration and evaluation (SpecOptions::on_round). Valid only
+// during the call.
+struct RoundRecord {
+  std::span<const float> confidence;  // raw confidence logits of the drafts (empty: no head)
+  int drafted = 0;                    // drafts proposed (0: the round did not draft)
+  int verified = 0;                   // n: drafts sent to the target
+  int accepted = 0;                   // a: leading drafts accepted (up to a stop token)
+  bool stop_in_drafts = false;        // an accepted draft was a stop token and ended generation
+  int valid = 0;                      // positions judged: n, or the stop token's index + 1
+};
+
 struct SpecOptions {
   SchedulerKind scheduler = SchedulerKind::Fixed;
   int draft_max = 0;         // fixed: drafts verified per round (0: the drafter's block)
@@ -30,6 +42,8 @@ struct SpecOptions {
   // prefix: skip drafting in rounds where, judging from earlier rounds, it does not pay.
   bool draft_gate = true;
   AcceptRule accept = accept_drafts;  // replaced only by tests that check the checks
+  // Called once per round after its tokens are committed (calibrate, eval); unset: nothing.
+  std::function<void(const RoundRecord&)> on_round;
 };
 
 // Checks options against a drafter: Error for a draft_max outside 1..block, a threshold
