@@ -1,0 +1,87 @@
+#include "train/products.h"
+
+#include <vector>
+
+#include "core/tensor.h"
+#include "kernels/matmul.h"
+
+namespace dspark {
+
+namespace {
+
+TensorView f32_matrix(const float* data, int rows, int cols) {
+  TensorView t;
+  t.type = DType::F32;
+  t.shape = {rows, cols};
+  t.data = data;
+  return t;
+}
+
+// Scratch that only grows, one set per calling thread (the trainer calls from one thread).
+std::vector<float>& scratch(int which) {
+  thread_local std::vector<float> buffers[3];
+  return buffers[which];
+}
+
+float* grown(int which, size_t n) {
+  std::vector<float>& v = scratch(which);
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+}  // namespace
+
+void transpose(const float* in, int rows, int cols, float* out, ThreadPool& pool) {
+  constexpr int kTile = 32;  // tiles keep both the reads and the writes within a few cache lines
+  const int row_tiles = (rows + kTile - 1) / kTile;
+  pool.parallel_for(row_tiles, 1, [&](int64_t begin, int64_t end, int) {
+    for (int64_t rt = begin; rt < end; ++rt) {
+      const int r0 = int(rt) * kTile, r1 = std::min(rows, r0 + kTile);
+      for (int c0 = 0; c0 < cols; c0 += kTile) {
+        const int c1 = std::min(cols, c0 + kTile);
+        for (int r = r0; r < r1; ++r)
+          for (int c = c0; c < c1; ++c)
+            out[size_t(c) * size_t(rows) + size_t(r)] = in[size_t(r) * size_t(cols) + size_t(c)];
+      }
+    }
+  });
+}
+
+void matmul_nt(const float* a, const float* b, int n, int m, int k, float* c, ThreadPool& pool) {
+  if (n == 0 || m == 0) return;
+  matmul(f32_matrix(b, m, k), a, n, c, pool);
+}
+
+void matmul_nn(const float* a, const float* b, int n, int m, int k, float* c, bool accumulate,
+               ThreadPool& pool) {
+  if (n == 0 || m == 0) return;
+  float* bt = grown(0, size_t(m) * size_t(k));  // [m, k]
+  transpose(b, k, m, bt, pool);
+  if (!accumulate) {
+    matmul_nt(a, bt, n, m, k, c, pool);
+    return;
+  }
+  float* tmp = grown(1, size_t(n) * size_t(m));
+  matmul_nt(a, bt, n, m, k, tmp, pool);
+  const size_t total = size_t(n) * size_t(m);
+  pool.parallel_for(int64_t(total), 1 << 14, [&](int64_t begin, int64_t end, int) {
+    for (int64_t i = begin; i < end; ++i) c[i] += tmp[i];
+  });
+}
+
+void matmul_tn_add(const float* a, const float* b, int n, int m, int k, float* c, ThreadPool& pool) {
+  if (n == 0 || m == 0 || k == 0) return;
+  // cᵀ[k, m] would need a transposed result; instead c[m, k] = aᵀ[m, n] · (bᵀ[k, n])ᵀ.
+  float* at = grown(0, size_t(m) * size_t(n));  // [m, n]
+  float* bt = grown(1, size_t(k) * size_t(n));  // [k, n]
+  float* tmp = grown(2, size_t(m) * size_t(k));
+  transpose(a, n, m, at, pool);
+  transpose(b, n, k, bt, pool);
+  matmul_nt(at, bt, m, k, n, tmp, pool);
+  const size_t total = size_t(m) * size_t(k);
+  pool.parallel_for(int64_t(total), 1 << 14, [&](int64_t begin, int64_t end, int) {
+    for (int64_t i = begin; i < end; ++i) c[i] += tmp[i];
+  });
+}
+
+}  // namespace dspark
