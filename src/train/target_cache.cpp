@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -214,8 +216,17 @@ struct ManifestCounts {
   bool complete = false;
 };
 
-json manifest_json(const TargetCacheSpec& s, const ManifestCounts& c) {
-  json j;
+// A float as the double of its shortest decimal form, so the manifest shows 0.7, not
+// 0.699999988079071, and reading it back as a float gives the same float.
+double readable(float f) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, f);
+  const double d = std::strtod(std::string(buf, r.ptr).c_str(), nullptr);
+  return float(d) == f ? d : double(f);
+}
+
+nlohmann::ordered_json manifest_json(const TargetCacheSpec& s, const ManifestCounts& c) {
+  nlohmann::ordered_json j;
   j["format"] = kFormat;
   j["version"] = kVersion;
   j["target"] = {{"model", s.model}, {"arch", s.arch},   {"fingerprint", s.fingerprint},
@@ -223,11 +234,11 @@ json manifest_json(const TargetCacheSpec& s, const ManifestCounts& c) {
   j["taps"] = s.taps;
   j["dtype"] = cache_dtype_name(s.dtype);
   j["mode"] = mode_name(s.mode);
-  j["generation"] = {{"temperature", s.sampling.temperature},
+  j["generation"] = {{"temperature", readable(s.sampling.temperature)},
                      {"top_k", s.sampling.top_k},
-                     {"top_p", s.sampling.top_p},
-                     {"min_p", s.sampling.min_p},
-                     {"repeat_penalty", s.sampling.repeat_penalty},
+                     {"top_p", readable(s.sampling.top_p)},
+                     {"min_p", readable(s.sampling.min_p)},
+                     {"repeat_penalty", readable(s.sampling.repeat_penalty)},
                      {"repeat_last_n", s.sampling.repeat_last_n},
                      {"seed", s.seed},
                      {"max_new_tokens", s.max_new_tokens},
