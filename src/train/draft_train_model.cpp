@@ -195,7 +195,7 @@ void DraftTrainModel::run_forward(const TrainSequence& seq, ThreadPool& pool) {
   h_.resize(size_t(N_) * d);
   rmsnorm_rows(x_last_.data(), norm_.w(), N_, d_, bb_.norm_eps, h_.data(), pool);
   U_.resize(size_t(N_) * size_t(V_));
-  matmul(target_.output, h_.data(), N_, U_.data(), pool);
+  matmul_nt(h_.data(), lm_head_, N_, V_, d_, U_.data(), pool);
 }
 
 void DraftTrainModel::layer_forward(int l, ThreadPool& pool) {
@@ -256,7 +256,7 @@ void DraftTrainModel::target_probs(const TrainSequence& seq, ThreadPool& pool) {
     if (weights_[size_t(r)] > 0)
       std::copy_n(seq.target_hidden + size_t(positions_[size_t(r)]) * d, d, at(ht, size_t(r), d));
   pt_.resize(size_t(N_) * V);
-  matmul(target_.output, ht.data(), N_, pt_.data(), pool);
+  matmul_nt(ht.data(), lm_head_, N_, V_, d_, pt_.data(), pool);
   pool.parallel_for(N_, 8, [&](int64_t begin, int64_t end, int) {
     for (int64_t r = begin; r < end; ++r) {
       float* p = pt_.data() + size_t(r) * V;

@@ -2,24 +2,15 @@
 
 #include <vector>
 
-#include "core/tensor.h"
-#include "kernels/matmul.h"
+#include "kernels/gemm.h"
 
 namespace dspark {
 
 namespace {
 
-TensorView f32_matrix(const float* data, int rows, int cols) {
-  TensorView t;
-  t.type = DType::F32;
-  t.shape = {rows, cols};
-  t.data = data;
-  return t;
-}
-
 // Scratch that only grows, one set per calling thread (the trainer calls from one thread).
 std::vector<float>& scratch(int which) {
-  thread_local std::vector<float> buffers[3];
+  thread_local std::vector<float> buffers[2];
   return buffers[which];
 }
 
@@ -48,8 +39,7 @@ void transpose(const float* in, int rows, int cols, float* out, ThreadPool& pool
 }
 
 void matmul_nt(const float* a, const float* b, int n, int m, int k, float* c, ThreadPool& pool) {
-  if (n == 0 || m == 0) return;
-  matmul(f32_matrix(b, m, k), a, n, c, pool);
+  gemm_f32(a, b, n, m, k, c, false, pool);
 }
 
 void matmul_nn(const float* a, const float* b, int n, int m, int k, float* c, bool accumulate,
@@ -57,31 +47,17 @@ void matmul_nn(const float* a, const float* b, int n, int m, int k, float* c, bo
   if (n == 0 || m == 0) return;
   float* bt = grown(0, size_t(m) * size_t(k));  // [m, k]
   transpose(b, k, m, bt, pool);
-  if (!accumulate) {
-    matmul_nt(a, bt, n, m, k, c, pool);
-    return;
-  }
-  float* tmp = grown(1, size_t(n) * size_t(m));
-  matmul_nt(a, bt, n, m, k, tmp, pool);
-  const size_t total = size_t(n) * size_t(m);
-  pool.parallel_for(int64_t(total), 1 << 14, [&](int64_t begin, int64_t end, int) {
-    for (int64_t i = begin; i < end; ++i) c[i] += tmp[i];
-  });
+  gemm_f32(a, bt, n, m, k, c, accumulate, pool);
 }
 
 void matmul_tn_add(const float* a, const float* b, int n, int m, int k, float* c, ThreadPool& pool) {
   if (n == 0 || m == 0 || k == 0) return;
-  // cᵀ[k, m] would need a transposed result; instead c[m, k] = aᵀ[m, n] · (bᵀ[k, n])ᵀ.
+  // c[m, k] += aᵀ[m, n] · (bᵀ[k, n])ᵀ
   float* at = grown(0, size_t(m) * size_t(n));  // [m, n]
   float* bt = grown(1, size_t(k) * size_t(n));  // [k, n]
-  float* tmp = grown(2, size_t(m) * size_t(k));
   transpose(a, n, m, at, pool);
   transpose(b, n, k, bt, pool);
-  matmul_nt(at, bt, m, k, n, tmp, pool);
-  const size_t total = size_t(m) * size_t(k);
-  pool.parallel_for(int64_t(total), 1 << 14, [&](int64_t begin, int64_t end, int) {
-    for (int64_t i = begin; i < end; ++i) c[i] += tmp[i];
-  });
+  gemm_f32(at, bt, m, k, n, c, true, pool);
 }
 
 }  // namespace dspark

@@ -1,7 +1,7 @@
 // Dense fp32 matrix products for training, in the three shapes backward passes need. All
-// of them run on the inference matmul kernel (kernels/matmul.h: y = x · Wᵀ, chosen per ISA),
-// reaching the other two shapes through transposed copies, which cost O(size) against the
-// product's O(n·m·k).
+// of them run on one kernel (kernels/gemm.h: c = a · bᵀ, chosen per ISA), reaching the
+// other two shapes through transposed copies, which cost O(size) against the product's
+// O(n·m·k).
 #pragma once
 
 #include "core/thread_pool.h"
