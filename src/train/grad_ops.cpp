@@ -21,31 +21,35 @@ void rmsnorm_rows_backward(const float* x, const float* w, const float* dy, int 
                            float* dx, float* dw, bool add_dx, ThreadPool& pool) {
   // y = w ⊙ x·r with r = (mean(x²) + eps)^-1/2:
   //   dx = r·(w⊙dy) − x·r³·Σ(w⊙dy⊙x)/dim,   dw += dy ⊙ x·r.
-  // Weight gradients are summed per thread, then added in thread order (deterministic for a
-  // fixed thread count and chunking).
-  std::vector<double> partial(size_t(pool.size()) * size_t(dim), 0.0);
-  pool.parallel_for(n, std::max(1, 4096 / std::max(dim, 1)), [&](int64_t begin, int64_t end, int thread) {
-    double* pw = partial.data() + size_t(thread) * size_t(dim);
-    for (int64_t i = begin; i < end; ++i) {
-      const float* xi = x + i * dim;
-      const float* dyi = dy + i * dim;
-      float* dxi = dx + i * dim;
-      double ss = 0, dot = 0;
-      for (int j = 0; j < dim; ++j) {
-        ss += double(xi[j]) * xi[j];
-        dot += double(w[j]) * dyi[j] * xi[j];
-      }
-      const double r = 1.0 / std::sqrt(ss / dim + eps);
-      const double c = r * r * r * dot / dim;
-      for (int j = 0; j < dim; ++j) {
-        const float g = float(r * w[j] * dyi[j] - xi[j] * c);
-        dxi[j] = add_dx ? dxi[j] + g : g;
-        pw[j] += double(dyi[j]) * xi[j] * r;
+  // Weight gradients are summed per fixed chunk of rows, then added in chunk order: the
+  // result does not depend on which thread ran which chunk (a resumed run repeats its steps).
+  constexpr int kChunks = 16;
+  const int chunks = std::max(1, std::min(kChunks, n));
+  std::vector<double> partial(size_t(chunks) * size_t(dim), 0.0);
+  pool.parallel_for(chunks, 1, [&](int64_t c0, int64_t c1, int) {
+    for (int64_t chunk = c0; chunk < c1; ++chunk) {
+      double* pw = partial.data() + size_t(chunk) * size_t(dim);
+      for (int64_t i = int64_t(n) * chunk / chunks; i < int64_t(n) * (chunk + 1) / chunks; ++i) {
+        const float* xi = x + i * dim;
+        const float* dyi = dy + i * dim;
+        float* dxi = dx + i * dim;
+        double ss = 0, dot = 0;
+        for (int j = 0; j < dim; ++j) {
+          ss += double(xi[j]) * xi[j];
+          dot += double(w[j]) * dyi[j] * xi[j];
+        }
+        const double r = 1.0 / std::sqrt(ss / dim + eps);
+        const double c = r * r * r * dot / dim;
+        for (int j = 0; j < dim; ++j) {
+          const float g = float(r * w[j] * dyi[j] - xi[j] * c);
+          dxi[j] = add_dx ? dxi[j] + g : g;
+          pw[j] += double(dyi[j]) * xi[j] * r;
+        }
       }
     }
   });
-  for (int t = 0; t < pool.size(); ++t)
-    for (int j = 0; j < dim; ++j) dw[j] += float(partial[size_t(t) * size_t(dim) + size_t(j)]);
+  for (int c = 0; c < chunks; ++c)
+    for (int j = 0; j < dim; ++j) dw[j] += float(partial[size_t(c) * size_t(dim) + size_t(j)]);
 }
 
 void rope_rows(float* v, const int* positions, int n, int heads, int head_dim, float theta, bool inverse,
