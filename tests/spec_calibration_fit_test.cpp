@@ -192,12 +192,12 @@ TEST(SequentialTemperatureScaling, FitRecordIsReadByCalibrationParse) {
   const auto rounds = miscalibrated_rounds({2.0f, 2.0f}, 2000, 3);
   const CalibrationFit fit = fit_sequential_temperature_scaling(rounds, 1.0f);
   const auto before = position_calibration(rounds, nullptr), after = position_calibration(rounds, &fit);
-  const nlohmann::json rec = calibration_fit_json(fit, before, after, int64_t(rounds.size()));
+  const nlohmann::ordered_json rec = calibration_fit_json(fit, before, after, int64_t(rounds.size()));
   for (const char* key : {"ece_before", "ece_after", "auroc", "auroc_before", "brier_before", "brier_after",
                           "samples", "survival"})
     EXPECT_EQ(rec[key].size(), 2u) << key;
   EXPECT_EQ(rec["rounds"], 2000);
-  const nlohmann::json doc = {{"format", "dspark-calibration"}, {"version", 1}, {"fits", {rec}}};
+  const nlohmann::ordered_json doc = {{"format", "dspark-calibration"}, {"version", 1}, {"fits", {rec}}};
   const Calibration c = Calibration::parse(doc.dump(), "calibration.json");
   ASSERT_EQ(c.fits.size(), 1u);
   EXPECT_EQ(c.fits[0].temperatures, fit.temperatures);

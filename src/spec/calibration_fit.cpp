@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 #include "core/error.h"
 
@@ -30,6 +32,17 @@ std::vector<double> log_grid(double lo, double hi, int n) {
   std::vector<double> g(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) g[size_t(i)] = lo * std::pow(hi / lo, double(i) / double(n - 1));
   return g;
+}
+
+// The shortest decimal that reads back as the same float, as a double: 0.7f is written 0.7
+// rather than 0.699999988079071.
+double shortest_decimal(float x) {
+  char buf[32];
+  for (int digits = 6; digits < 9; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, double(x));
+    if (std::strtof(buf, nullptr) == x) return std::strtod(buf, nullptr);
+  }
+  return double(x);
 }
 
 }  // namespace
@@ -82,15 +95,18 @@ CalibrationFit fit_sequential_temperature_scaling(const std::vector<ConfidenceRo
   return fit;
 }
 
-nlohmann::json calibration_fit_json(const CalibrationFit& fit, const std::vector<PositionCalibration>& before,
-                                    const std::vector<PositionCalibration>& after, int64_t rounds) {
+nlohmann::ordered_json calibration_fit_json(const CalibrationFit& fit,
+                                            const std::vector<PositionCalibration>& before,
+                                            const std::vector<PositionCalibration>& after, int64_t rounds) {
   auto field = [](const std::vector<PositionCalibration>& ms, auto get) {
-    nlohmann::json a = nlohmann::json::array();
+    nlohmann::ordered_json a = nlohmann::ordered_json::array();
     for (const PositionCalibration& m : ms) a.push_back(get(m));
     return a;
   };
-  return {{"sampling_temperature", fit.sampling_temperature},
-          {"temperatures", fit.temperatures},
+  nlohmann::ordered_json temperatures = nlohmann::ordered_json::array();
+  for (float t : fit.temperatures) temperatures.push_back(shortest_decimal(t));
+  return {{"sampling_temperature", shortest_decimal(fit.sampling_temperature)},
+          {"temperatures", temperatures},
           {"rounds", rounds},
           {"samples", field(before, [](const PositionCalibration& m) { return m.samples; })},
           {"survival", field(before, [](const PositionCalibration& m) { return m.mean_label; })},

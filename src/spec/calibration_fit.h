@@ -33,7 +33,8 @@ CalibrationFit fit_sequential_temperature_scaling(const std::vector<ConfidenceRo
 // "samples", "survival" (rate of the label), "ece_before" / "ece_after", "auroc_before" /
 // "auroc" (of the calibrated products), "brier_before" / "brier_after", and "rounds" (all
 // rounds recorded). Calibration::parse reads the fit and ignores the rest.
-nlohmann::json calibration_fit_json(const CalibrationFit& fit, const std::vector<PositionCalibration>& before,
-                                    const std::vector<PositionCalibration>& after, int64_t rounds);
+nlohmann::ordered_json calibration_fit_json(const CalibrationFit& fit,
+                                            const std::vector<PositionCalibration>& before,
+                                            const std::vector<PositionCalibration>& after, int64_t rounds);
 
 }  // namespace dspark
