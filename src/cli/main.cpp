@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
   dspark::cli::add_bench(app);
   dspark::cli::add_synth(app);
   dspark::cli::add_quantize(app);
+  dspark::cli::add_calibrate(app);
+  dspark::cli::add_eval(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
