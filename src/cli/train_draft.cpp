@@ -139,7 +139,6 @@ void build_cache(const TrainDraftOptions& o, const LoadedModel& lm, ThreadPool& 
 }
 
 void print_train_progress(const DraftTrainProgress& p, bool tty) {
-  if (p.resumed) std::fprintf(stderr, "%sresumed at step %d\n", tty ? "\n" : "", p.step);
   if (tty) {
     const int width = 24, filled = p.total_steps > 0 ? width * p.step / p.total_steps : width;
     std::string bar(size_t(filled), '#');
@@ -174,12 +173,6 @@ void run_train_draft(const TrainDraftOptions& o) {
   ThreadPool pool(o.threads);
   const LoadedModel lm = load_model(model_path_or_default(o.model));
   const DSparkConfig config = drafter_config(o, lm.model->config);
-  const std::string cache_dir =
-      o.cache.empty() ? (std::filesystem::path(o.out) / "target-cache").string() : o.cache;
-  build_cache(o, lm, pool, config, cache_dir, tty);
-  if (o.cache_only) return;
-
-  const TargetCacheReader cache(cache_dir);
   DraftTrainOptions t;
   t.out_dir = o.out;
   t.config = config;
@@ -206,6 +199,12 @@ void run_train_draft(const TrainDraftOptions& o) {
   else
     fail("--dtype ", o.dtype, ": bf16 or f32 expected");
 
+  const std::string cache_dir =
+      o.cache.empty() ? (std::filesystem::path(o.out) / "target-cache").string() : o.cache;
+  build_cache(o, lm, pool, config, cache_dir, tty);
+  if (o.cache_only) return;
+
+  const TargetCacheReader cache(cache_dir);
   DraftTrainer trainer(t, cache, *lm.model, pool);
   int64_t params = 0;
   for (Param* p : trainer.model().params()) params += p->size();
@@ -218,6 +217,9 @@ void run_train_draft(const TrainDraftOptions& o) {
   std::fprintf(stderr, "]; %lld trainable parameters; %d steps of %d sequences from %lld samples\n",
                (long long)params, trainer.total_steps(), std::min<int>(t.batch, int(cache.size())),
                (long long)cache.size());
+  if (trainer.start_step() > 0)
+    std::fprintf(stderr, "resumed at step %d of %d from %s\n", trainer.start_step(), trainer.total_steps(),
+                 o.out.c_str());
   trainer.run([tty](const DraftTrainProgress& p) { print_train_progress(p, tty); });
   std::fprintf(stderr, "wrote %s (config.json, model.safetensors)\n", o.out.c_str());
 }

@@ -140,7 +140,6 @@ void DraftTrainer::run(const std::function<void(const DraftTrainProgress&)>& on_
   int64_t tokens = 0;
   LossTerms window{};
   int window_steps = 0;
-  bool first_report = true;
   TargetSample sample;
   for (int step = start_step_; step < total_steps_; ++step) {
     model_.zero_grad();
@@ -191,8 +190,6 @@ void DraftTrainer::run(const std::function<void(const DraftTrainProgress&)>& on_
       const int run_steps = done - start_step_;
       p.eta_seconds = p.elapsed_seconds / run_steps * (total_steps_ - done);
       p.checkpoint = checkpoint;
-      p.resumed = first_report && start_step_ > 0;
-      first_report = false;
       on_progress(p);
       window = LossTerms{};
       window_steps = 0;

@@ -51,7 +51,6 @@ struct DraftTrainProgress {
   double tokens_per_second = 0;              // sequence tokens consumed per second, this run
   double elapsed_seconds = 0, eta_seconds = 0;
   bool checkpoint = false;  // a checkpoint was written at this step
-  bool resumed = false;     // the run continued from a saved state (first report only)
 };
 
 class DraftTrainer {
