@@ -31,15 +31,6 @@ namespace {
 Param matrix(const std::string& name, int64_t rows, int64_t cols) { return make_param(name, {rows, cols}); }
 Param vector_param(const std::string& name, int64_t n) { return make_param(name, {n}); }
 
-TensorView view_of(const Param& p) {
-  TensorView t;
-  t.name = p.name;
-  t.type = DType::F32;
-  t.shape = p.shape;
-  t.data = p.value.data();
-  return t;
-}
-
 float* at(std::vector<float>& v, size_t row, size_t width) { return v.data() + row * width; }
 
 }  // namespace
@@ -67,29 +58,18 @@ DraftTrainModel::DraftTrainModel(const DSparkConfig& config, const Model& target
     lm_head_ = lm_head_f32_.data();
   }
 
-  const int m = config_.tap_dim(), qd = bb_.q_dim(), kvd = bb_.kv_dim(), ffn = bb_.ffn_dim, hd = bb_.head_dim;
-  fc_ = matrix("fc.weight", d_, m);
+  fc_ = matrix("fc.weight", d_, config_.tap_dim());
   hidden_norm_ = vector_param("hidden_norm.weight", d_);
   norm_ = vector_param("norm.weight", d_);
-  for (int l = 0; l < bb_.n_layers; ++l) {
-    const std::string p = "layers." + std::to_string(l) + ".";
-    layers_.push_back(Layer{
-        vector_param(p + "input_layernorm.weight", d_), matrix(p + "self_attn.q_proj.weight", qd, d_),
-        matrix(p + "self_attn.k_proj.weight", kvd, d_), matrix(p + "self_attn.v_proj.weight", kvd, d_),
-        matrix(p + "self_attn.o_proj.weight", d_, qd), vector_param(p + "self_attn.q_norm.weight", hd),
-        vector_param(p + "self_attn.k_norm.weight", hd),
-        vector_param(p + "post_attention_layernorm.weight", d_), matrix(p + "mlp.gate_proj.weight", ffn, d_),
-        matrix(p + "mlp.up_proj.weight", ffn, d_), matrix(p + "mlp.down_proj.weight", d_, ffn)});
-  }
-  acts_.resize(size_t(bb_.n_layers));
+  layers_.reserve(size_t(bb_.n_layers));
+  for (int l = 0; l < bb_.n_layers; ++l) layers_.emplace_back(bb_, "layers." + std::to_string(l) + ".");
+  x_.resize(size_t(bb_.n_layers) + 1);
 }
 
 std::vector<Param*> DraftTrainModel::params() {
   std::vector<Param*> out{&fc_, &hidden_norm_, &norm_};
-  for (Layer& l : layers_)
-    for (Param* p : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.q_norm, &l.k_norm, &l.ffn_norm, &l.w_gate,
-                     &l.w_up, &l.w_down})
-      out.push_back(p);
+  for (DecoderLayerTrain& l : layers_)
+    for (Param* p : l.params()) out.push_back(p);
   for (Param* p : heads_.params()) out.push_back(p);
   return out;
 }
@@ -118,21 +98,7 @@ DSparkWeights DraftTrainModel::weights_view() const {
   w.fc = view_of(fc_);
   w.hidden_norm = view_of(hidden_norm_);
   w.norm = view_of(norm_);
-  for (const Layer& l : layers_) {
-    LayerWeights lw;
-    lw.attn_norm = view_of(l.attn_norm);
-    lw.wq = view_of(l.wq);
-    lw.wk = view_of(l.wk);
-    lw.wv = view_of(l.wv);
-    lw.wo = view_of(l.wo);
-    lw.q_norm = view_of(l.q_norm);
-    lw.k_norm = view_of(l.k_norm);
-    lw.ffn_norm = view_of(l.ffn_norm);
-    lw.w_gate = view_of(l.w_gate);
-    lw.w_up = view_of(l.w_up);
-    lw.w_down = view_of(l.w_down);
-    w.layers.push_back(lw);
-  }
+  for (const DecoderLayerTrain& l : layers_) w.layers.push_back(l.weights_view());
   heads_.view_weights(w);
   return w;
 }
@@ -183,68 +149,27 @@ void DraftTrainModel::run_forward(const TrainSequence& seq, ThreadPool& pool) {
   rmsnorm_rows(fc_out_.data(), hidden_norm_.w(), S_, d_, bb_.norm_eps, c_.data(), pool);
 
   // Block inputs: the anchor's and the mask token's embedding rows.
-  x0_.resize(size_t(N_) * d);
+  std::vector<float>& x0 = x_[0];
+  x0.resize(size_t(N_) * d);
   for (int r = 0; r < N_; ++r)
-    dequantize_row(target_.tok_embeddings, tokens_[size_t(r)], at(x0_, size_t(r), d));
+    dequantize_row(target_.tok_embeddings, tokens_[size_t(r)], at(x0, size_t(r), d));
 
+  LayerBatch batch;
+  batch.n_rows = N_;
+  batch.n_extra = S_;
+  batch.extra = c_.data();
+  batch.positions = positions_.data();
+  batch.key_positions = kv_positions_.data();
+  batch.ranges = ranges_.data();
   for (int l = 0; l < bb_.n_layers; ++l) {
-    acts_[size_t(l)].x_in = l == 0 ? x0_ : x_last_;
-    layer_forward(l, pool);
+    x_[size_t(l) + 1].resize(size_t(N_) * d);
+    layers_[size_t(l)].forward(batch, x_[size_t(l)].data(), x_[size_t(l) + 1].data(), pool);
   }
-  if (bb_.n_layers == 0) x_last_ = x0_;
+  const std::vector<float>& x_last = x_.back();
   h_.resize(size_t(N_) * d);
-  rmsnorm_rows(x_last_.data(), norm_.w(), N_, d_, bb_.norm_eps, h_.data(), pool);
+  rmsnorm_rows(x_last.data(), norm_.w(), N_, d_, bb_.norm_eps, h_.data(), pool);
   U_.resize(size_t(N_) * size_t(V_));
   matmul_nt(h_.data(), lm_head_, N_, V_, d_, U_.data(), pool);
-}
-
-void DraftTrainModel::layer_forward(int l, ThreadPool& pool) {
-  const Layer& w = layers_[size_t(l)];
-  LayerActs& a = acts_[size_t(l)];
-  const int N = N_, S = S_, K = S_ + N_, d = d_, qd = bb_.q_dim(), kvd = bb_.kv_dim(), ffn = bb_.ffn_dim;
-  const int hd = bb_.head_dim;
-
-  a.xn.resize(size_t(N) * size_t(d));
-  rmsnorm_rows(a.x_in.data(), w.attn_norm.w(), N, d, bb_.norm_eps, a.xn.data(), pool);
-  // Keys and values come from [context rows ; block rows]; context rows get no input norm.
-  a.kv_in.resize(size_t(K) * size_t(d));
-  std::copy(c_.begin(), c_.end(), a.kv_in.begin());
-  std::copy(a.xn.begin(), a.xn.end(), a.kv_in.begin() + ptrdiff_t(S) * d);
-
-  a.q.resize(size_t(N) * size_t(qd));
-  a.kraw.resize(size_t(K) * size_t(kvd));
-  a.v.resize(size_t(K) * size_t(kvd));
-  matmul_nt(a.xn.data(), w.wq.w(), N, qd, d, a.q.data(), pool);
-  matmul_nt(a.kv_in.data(), w.wk.w(), K, kvd, d, a.kraw.data(), pool);
-  matmul_nt(a.kv_in.data(), w.wv.w(), K, kvd, d, a.v.data(), pool);
-
-  a.qr.resize(a.q.size());
-  a.kr.resize(a.kraw.size());
-  rmsnorm_rows(a.q.data(), w.q_norm.w(), N * bb_.n_heads, hd, bb_.norm_eps, a.qr.data(), pool);
-  rmsnorm_rows(a.kraw.data(), w.k_norm.w(), K * bb_.n_kv_heads, hd, bb_.norm_eps, a.kr.data(), pool);
-  rope_rows(a.qr.data(), positions_.data(), N, bb_.n_heads, hd, bb_.rope_theta, false, pool);
-  rope_rows(a.kr.data(), kv_positions_.data(), K, bb_.n_kv_heads, hd, bb_.rope_theta, false, pool);
-
-  const AttentionShape shape{N, K, bb_.n_heads, bb_.n_kv_heads, hd, 1.0f / std::sqrt(float(hd))};
-  a.att.resize(size_t(N) * size_t(qd));
-  attention_forward(shape, a.qr.data(), a.kr.data(), a.v.data(), ranges_.data(), a.att.data(), pool);
-
-  a.x_mid = a.x_in;
-  std::vector<float> o(size_t(N) * size_t(d));
-  matmul_nt(a.att.data(), w.wo.w(), N, d, qd, o.data(), pool);
-  add_rows(a.x_mid.data(), o.data(), int64_t(o.size()), pool);
-
-  a.hn.resize(size_t(N) * size_t(d));
-  rmsnorm_rows(a.x_mid.data(), w.ffn_norm.w(), N, d, bb_.norm_eps, a.hn.data(), pool);
-  a.g.resize(size_t(N) * size_t(ffn));
-  a.u.resize(a.g.size());
-  a.act.resize(a.g.size());
-  matmul_nt(a.hn.data(), w.w_gate.w(), N, ffn, d, a.g.data(), pool);
-  matmul_nt(a.hn.data(), w.w_up.w(), N, ffn, d, a.u.data(), pool);
-  swiglu_forward(a.g.data(), a.u.data(), int64_t(a.g.size()), a.act.data(), pool);
-  x_last_ = a.x_mid;
-  matmul_nt(a.act.data(), w.w_down.w(), N, d, ffn, o.data(), pool);
-  add_rows(x_last_.data(), o.data(), int64_t(o.size()), pool);
 }
 
 void DraftTrainModel::target_probs(const TrainSequence& seq, ThreadPool& pool) {
@@ -301,11 +226,12 @@ LossTerms DraftTrainModel::forward_backward(const TrainSequence& seq, const std:
   // U = h · lm_headᵀ (frozen): dh += dU · lm_head.
   matmul_nn(dU_.data(), lm_head_, N_, d_, V_, dh_.data(), true, pool);
   std::vector<float> dx(size_t(N_) * d);
-  rmsnorm_rows_backward(x_last_.data(), norm_.w(), dh_.data(), N_, d_, bb_.norm_eps, dx.data(), norm_.g(),
+  rmsnorm_rows_backward(x_.back().data(), norm_.w(), dh_.data(), N_, d_, bb_.norm_eps, dx.data(), norm_.g(),
                         false, pool);
 
   dc_.assign(size_t(S_) * d, 0.0f);
-  for (int l = bb_.n_layers - 1; l >= 0; --l) layer_backward(l, dx, pool);
+  for (int l = bb_.n_layers - 1; l >= 0; --l)
+    layers_[size_t(l)].backward(dx.data(), dx.data(), dc_.data(), pool);
 
   // c = RMSNorm_hidden(W_fc f): the taps are the frozen target's, so only weights get gradients.
   std::vector<float> dfc(size_t(S_) * d);
@@ -313,56 +239,6 @@ LossTerms DraftTrainModel::forward_backward(const TrainSequence& seq, const std:
                         hidden_norm_.g(), false, pool);
   matmul_tn_add(dfc.data(), seq.taps, S_, d_, config_.tap_dim(), fc_.g(), pool);
   return terms;
-}
-
-void DraftTrainModel::layer_backward(int l, std::vector<float>& dx, ThreadPool& pool) {
-  Layer& w = layers_[size_t(l)];
-  const LayerActs& a = acts_[size_t(l)];
-  const int N = N_, S = S_, K = S_ + N_, d = d_, qd = bb_.q_dim(), kvd = bb_.kv_dim(), ffn = bb_.ffn_dim;
-  const int hd = bb_.head_dim;
-
-  // MLP: out = x_mid + down(silu(gate(hn)) * up(hn)), hn = RMSNorm_post(x_mid).
-  std::vector<float> dact(size_t(N) * size_t(ffn)), dg(dact.size()), du(dact.size());
-  matmul_nn(dx.data(), w.w_down.w(), N, ffn, d, dact.data(), false, pool);
-  matmul_tn_add(dx.data(), a.act.data(), N, d, ffn, w.w_down.g(), pool);
-  swiglu_backward(a.g.data(), a.u.data(), dact.data(), int64_t(dact.size()), dg.data(), du.data(), pool);
-  std::vector<float> dhn(size_t(N) * size_t(d));
-  matmul_nn(dg.data(), w.w_gate.w(), N, d, ffn, dhn.data(), false, pool);
-  matmul_nn(du.data(), w.w_up.w(), N, d, ffn, dhn.data(), true, pool);
-  matmul_tn_add(dg.data(), a.hn.data(), N, ffn, d, w.w_gate.g(), pool);
-  matmul_tn_add(du.data(), a.hn.data(), N, ffn, d, w.w_up.g(), pool);
-  // dx now holds d(x_mid) once the norm's path is added.
-  rmsnorm_rows_backward(a.x_mid.data(), w.ffn_norm.w(), dhn.data(), N, d, bb_.norm_eps, dx.data(),
-                        w.ffn_norm.g(), true, pool);
-
-  // Attention: x_mid = x_in + o_proj(att).
-  std::vector<float> datt(size_t(N) * size_t(qd));
-  matmul_nn(dx.data(), w.wo.w(), N, qd, d, datt.data(), false, pool);
-  matmul_tn_add(dx.data(), a.att.data(), N, d, qd, w.wo.g(), pool);
-  const AttentionShape shape{N, K, bb_.n_heads, bb_.n_kv_heads, hd, 1.0f / std::sqrt(float(hd))};
-  std::vector<float> dqr(size_t(N) * size_t(qd)), dkr(size_t(K) * size_t(kvd)), dv(dkr.size());
-  attention_backward(shape, a.qr.data(), a.kr.data(), a.v.data(), ranges_.data(), datt.data(), dqr.data(),
-                     dkr.data(), dv.data(), pool);
-  rope_rows(dqr.data(), positions_.data(), N, bb_.n_heads, hd, bb_.rope_theta, true, pool);
-  rope_rows(dkr.data(), kv_positions_.data(), K, bb_.n_kv_heads, hd, bb_.rope_theta, true, pool);
-  std::vector<float> dq(dqr.size()), dk(dkr.size());
-  rmsnorm_rows_backward(a.q.data(), w.q_norm.w(), dqr.data(), N * bb_.n_heads, hd, bb_.norm_eps, dq.data(),
-                        w.q_norm.g(), false, pool);
-  rmsnorm_rows_backward(a.kraw.data(), w.k_norm.w(), dkr.data(), K * bb_.n_kv_heads, hd, bb_.norm_eps,
-                        dk.data(), w.k_norm.g(), false, pool);
-
-  // Projections: q from xn; k, v from [c ; xn].
-  std::vector<float> dkv_in(size_t(K) * size_t(d));
-  matmul_nn(dk.data(), w.wk.w(), K, d, kvd, dkv_in.data(), false, pool);
-  matmul_nn(dv.data(), w.wv.w(), K, d, kvd, dkv_in.data(), true, pool);
-  matmul_tn_add(dk.data(), a.kv_in.data(), K, kvd, d, w.wk.g(), pool);
-  matmul_tn_add(dv.data(), a.kv_in.data(), K, kvd, d, w.wv.g(), pool);
-  matmul_tn_add(dq.data(), a.xn.data(), N, qd, d, w.wq.g(), pool);
-  add_rows(dc_.data(), dkv_in.data(), int64_t(S) * d, pool);
-  std::vector<float> dxn(dkv_in.begin() + ptrdiff_t(S) * d, dkv_in.end());
-  matmul_nn(dq.data(), w.wq.w(), N, d, qd, dxn.data(), true, pool);
-  rmsnorm_rows_backward(a.x_in.data(), w.attn_norm.w(), dxn.data(), N, d, bb_.norm_eps, dx.data(),
-                        w.attn_norm.g(), true, pool);
 }
 
 }  // namespace dspark

@@ -23,6 +23,7 @@
 #include "draft/dspark_model.h"
 #include "model/model.h"
 #include "train/attention_grad.h"
+#include "train/decoder_layer_train.h"
 #include "train/draft_heads_train.h"
 #include "train/param.h"
 
@@ -76,31 +77,8 @@ class DraftTrainModel {
   DSparkWeights weights_view() const;
 
  private:
-  struct Layer {
-    Param attn_norm, wq, wk, wv, wo, q_norm, k_norm, ffn_norm, w_gate, w_up, w_down;
-  };
-  // Activations of one layer kept for the backward pass.
-  struct LayerActs {
-    std::vector<float> x_in;   // [N, d]      layer input
-    std::vector<float> xn;     // [N, d]      RMSNorm_in(x_in)
-    std::vector<float> kv_in;  // [S+N, d]    rows projected to keys/values: context c, then xn
-    std::vector<float> q;      // [N, q_dim]  q_proj before q_norm
-    std::vector<float> kraw;   // [S+N, kv_dim] k_proj before k_norm
-    std::vector<float> qr;     // [N, q_dim]  after q_norm and RoPE
-    std::vector<float> kr;     // [S+N, kv_dim] after k_norm and RoPE
-    std::vector<float> v;      // [S+N, kv_dim]
-    std::vector<float> att;    // [N, q_dim]  attention output before o_proj
-    std::vector<float> x_mid;  // [N, d]      residual after attention
-    std::vector<float> hn;     // [N, d]      RMSNorm_post(x_mid)
-    std::vector<float> g, u;   // [N, ffn]    gate and up projections
-    std::vector<float> act;    // [N, ffn]    silu(g) * u
-  };
-
   void build_blocks(const TrainSequence& seq, const std::vector<int>& anchors, float gamma);
   void run_forward(const TrainSequence& seq, ThreadPool& pool);
-  void layer_forward(int l, ThreadPool& pool);
-  // dx: gradient of the layer's output in, of its input out. Adds into dc_ (context).
-  void layer_backward(int l, std::vector<float>& dx, ThreadPool& pool);
   void target_probs(const TrainSequence& seq, ThreadPool& pool);
 
   DSparkConfig config_;
@@ -111,7 +89,7 @@ class DraftTrainModel {
   const float* lm_head_ = nullptr;  // [V, d] fp32 LM head for the backward product
 
   Param fc_, hidden_norm_, norm_;
-  std::vector<Layer> layers_;
+  std::vector<DecoderLayerTrain> layers_;
   DraftHeadsTrain heads_;
 
   // The current batch of blocks.
@@ -123,14 +101,12 @@ class DraftTrainModel {
   std::vector<KeyRanges> ranges_;                       // [N]
 
   // Activations.
-  std::vector<float> fc_out_;  // [S, d] W_fc f
-  std::vector<float> c_;       // [S, d] context rows
-  std::vector<float> x0_;      // [N, d] block embeddings
-  std::vector<LayerActs> acts_;
-  std::vector<float> x_last_;  // [N, d] output of the last layer
-  std::vector<float> h_;       // [N, d]
-  std::vector<float> U_;       // [N, V]
-  std::vector<float> pt_;      // [N, V] target distributions
+  std::vector<float> fc_out_;          // [S, d] W_fc f
+  std::vector<float> c_;               // [S, d] context rows
+  std::vector<std::vector<float>> x_;  // [n_layers + 1][N, d] input of each layer, then the last output
+  std::vector<float> h_;               // [N, d]
+  std::vector<float> U_;               // [N, V]
+  std::vector<float> pt_;              // [N, V] target distributions
   // Gradients.
   std::vector<float> dc_, dh_, dU_;
 };

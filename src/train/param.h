@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "core/tensor.h"
+
 namespace dspark {
 
 struct Param {
@@ -31,6 +33,17 @@ inline Param make_param(std::string name, std::vector<int64_t> shape) {
   p.value.assign(size_t(n), 0.0f);
   p.grad.assign(size_t(n), 0.0f);
   return p;
+}
+
+// An F32 view of the parameter's value under its name (empty for an empty parameter).
+inline TensorView view_of(const Param& p) {
+  TensorView t;
+  if (p.empty()) return t;
+  t.name = p.name;
+  t.type = DType::F32;
+  t.shape = p.shape;
+  t.data = p.value.data();
+  return t;
 }
 
 }  // namespace dspark
