@@ -3,25 +3,19 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "core/error.h"
-#include "formats/safetensors.h"
 #include "kernels/quantize.h"
 #include "model/weight_storage.h"
+#include "train/train_state.h"
 
 namespace dspark {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-constexpr const char* kStateFile = "trainer_state.safetensors";
-constexpr const char* kOptionsFile = "trainer_state.json";
 
 // Optimiser steps per epoch: the epoch is cut to a multiple of the batch (DSPARK.md 6).
 int steps_per_epoch(int64_t samples, int batch) { return int(std::max<int64_t>(1, samples / batch)); }
@@ -39,28 +33,6 @@ uint64_t mix(uint64_t a, uint64_t b) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
-}
-
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(text.data(), std::streamsize(text.size()));
-  f.close();
-  if (!f) fail(path, ": cannot write");
-}
-
-void rename_into(const fs::path& from, const fs::path& to) {
-  std::error_code ec;
-  fs::rename(from, to, ec);
-  if (ec) fail(to.string(), ": cannot move the new file into place: ", ec.message());
-}
-
-TensorView f32_view(const std::string& name, const std::vector<int64_t>& shape, const float* data) {
-  TensorView t;
-  t.name = name;
-  t.type = DType::F32;
-  t.shape = shape;
-  t.data = data;
-  return t;
 }
 
 }  // namespace
@@ -223,81 +195,16 @@ void DraftTrainer::save(int steps_done) {
   }
   write_dspark_checkpoint(tmp.string(), o_.config, w);
 
-  // The optimiser state: fp32 values and both moments of every parameter.
-  std::vector<TensorView> state;
-  std::vector<Param*> params = model_.params();
-  for (size_t i = 0; i < params.size(); ++i) {
-    const Param& p = *params[i];
-    state.push_back(f32_view(p.name, p.shape, p.value.data()));
-    state.push_back(f32_view(p.name + ".exp_avg", p.shape, optim_.first_moments()[i].data()));
-    state.push_back(f32_view(p.name + ".exp_avg_sq", p.shape, optim_.second_moments()[i].data()));
-  }
-  write_safetensors((tmp / kStateFile).string(), state,
-                    {{"format", "dspark-trainer-state"},
-                     {"step", std::to_string(steps_done)},
-                     {"updates", std::to_string(optim_.updates())}});
-  write_text((tmp / kOptionsFile).string(), options_json());
+  write_train_state(tmp.string(), model_.params(), optim_, steps_done, options_json());
 
-  rename_into(tmp / kOptionsFile, dir / kOptionsFile);
-  rename_into(tmp / "config.json", dir / "config.json");
-  rename_into(tmp / "model.safetensors", dir / "model.safetensors");
-  rename_into(tmp / kStateFile, dir / kStateFile);
+  for (const char* name : {kTrainOptionsFile, "config.json", "model.safetensors", kTrainStateFile})
+    move_into_place((tmp / name).string(), (dir / name).string());
   fs::remove_all(tmp, ec);
 }
 
 bool DraftTrainer::try_resume() {
-  const fs::path dir(o_.out_dir);
-  const fs::path state_path = dir / kStateFile, options_path = dir / kOptionsFile;
-  if (!fs::exists(state_path)) return false;
-  // The run in the folder must be this run: same drafter, data, loss and schedule.
-  std::ifstream f(options_path, std::ios::binary);
-  if (!f)
-    fail(options_path.string(), ": missing beside ", kStateFile,
-         " (delete the folder's trainer_state.* to start over)");
-  std::stringstream text;
-  text << f.rdbuf();
-  nlohmann::json saved, wanted = nlohmann::json::parse(options_json());
-  try {
-    saved = nlohmann::json::parse(text.str());
-  } catch (const nlohmann::json::exception& e) {
-    fail(options_path.string(), ": not valid JSON: ", e.what());
-  }
-  for (const auto& [key, value] : wanted.items())
-    if (!saved.contains(key) || saved[key] != value)
-      fail(o_.out_dir, " holds a training run with other '", key, "' (",
-           saved.contains(key) ? saved[key].dump() : "none", ", now ", value.dump(),
-           "): use another output folder, or delete its trainer_state.* to start over");
-
-  auto file = SafetensorsFile::open(state_path.string());
-  auto meta = [&](const char* key) {
-    auto it = file->metadata().find(key);
-    if (it == file->metadata().end()) fail(state_path.string(), ": no '", key, "' in the metadata");
-    try {
-      return std::stoi(it->second);
-    } catch (const std::exception&) {
-      fail(state_path.string(), ": metadata '", key, "' is not a number: ", it->second);
-    }
-  };
-  const int step = meta("step"), updates = meta("updates");
-  if (step < 0 || step > total_steps_)
-    fail(state_path.string(), ": step ", step, " outside 0..", total_steps_);
-  std::vector<Param*> params = model_.params();
-  auto load = [&](const std::string& name, const std::vector<int64_t>& shape, std::vector<float>& out) {
-    auto it = file->tensors().find(name);
-    if (it == file->tensors().end()) fail(state_path.string(), ": tensor '", name, "' is missing");
-    const TensorView& t = it->second.view;
-    if (t.type != DType::F32 || t.shape != shape)
-      fail(state_path.string(), ": tensor '", name, "' is ", it->second.dtype, " ", shape_str(t.shape),
-           ", expected F32 ", shape_str(shape));
-    std::memcpy(out.data(), t.data, out.size() * sizeof(float));  // the file need not align floats
-  };
-  for (size_t i = 0; i < params.size(); ++i) {
-    Param& p = *params[i];
-    load(p.name, p.shape, p.value);
-    load(p.name + ".exp_avg", p.shape, optim_.first_moments()[i]);
-    load(p.name + ".exp_avg_sq", p.shape, optim_.second_moments()[i]);
-  }
-  optim_.set_updates(updates);
+  const int step = resume_train_state(o_.out_dir, options_json(), model_.params(), optim_, total_steps_);
+  if (step < 0) return false;
   start_step_ = step;
   return true;
 }
