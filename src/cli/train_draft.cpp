@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/train_progress.h"
 #include "core/error.h"
 #include "draft/dspark_synth.h"
 #include "engine/prompt_file.h"
@@ -43,16 +44,6 @@ struct TrainDraftOptions {
   uint64_t seed = 42;
   std::string dtype = "bf16";
 };
-
-std::string duration(double seconds) {
-  const long s = long(seconds + 0.5);
-  char buf[32];
-  if (s >= 3600)
-    std::snprintf(buf, sizeof buf, "%ldh%02ldm", s / 3600, (s / 60) % 60);
-  else
-    std::snprintf(buf, sizeof buf, "%ldm%02lds", s / 60, s % 60);
-  return buf;
-}
 
 MarkovHead parse_markov_head(const std::string& s) {
   if (s == "vanilla") return MarkovHead::Vanilla;
@@ -140,30 +131,26 @@ void build_cache(const TrainDraftOptions& o, const LoadedModel& lm, ThreadPool& 
 
 void print_train_progress(const DraftTrainProgress& p, bool tty) {
   if (tty) {
-    const int width = 24, filled = p.total_steps > 0 ? width * p.step / p.total_steps : width;
-    std::string bar(size_t(filled), '#');
-    bar.resize(size_t(width), '.');
-    std::fprintf(stderr, "\rstep %d/%d [%s] loss %.4f (ce %.3f l1 %.3f conf %.3f) %.0f tok/s ETA %s%s   ",
-                 p.step, p.total_steps, bar.c_str(), p.loss.total, p.loss.ce, p.loss.l1, p.loss.conf,
-                 p.tokens_per_second, duration(p.eta_seconds).c_str(), p.checkpoint ? " saved" : "");
-    if (p.step == p.total_steps) std::fprintf(stderr, "\n");
-  } else {
-    nlohmann::json j = {{"stage", "train"},
-                        {"step", p.step},
-                        {"total_steps", p.total_steps},
-                        {"epoch", p.epoch},
-                        {"loss", p.loss.total},
-                        {"ce", p.loss.ce},
-                        {"l1", p.loss.l1},
-                        {"conf", p.loss.conf},
-                        {"grad_norm", p.grad_norm},
-                        {"lr", p.lr},
-                        {"tokens_per_second", p.tokens_per_second},
-                        {"elapsed_seconds", p.elapsed_seconds},
-                        {"eta_seconds", p.eta_seconds},
-                        {"checkpoint", p.checkpoint}};
-    std::fprintf(stderr, "%s\n", j.dump().c_str());
+    char text[160];
+    std::snprintf(text, sizeof text, "loss %.4f (ce %.3f l1 %.3f conf %.3f) %.0f tok/s%s", p.loss.total,
+                  p.loss.ce, p.loss.l1, p.loss.conf, p.tokens_per_second, p.checkpoint ? " saved" : "");
+    print_progress_line(p.step, p.total_steps, text, p.eta_seconds);
+    return;
   }
+  print_json_line({{"stage", "train"},
+                   {"step", p.step},
+                   {"total_steps", p.total_steps},
+                   {"epoch", p.epoch},
+                   {"loss", p.loss.total},
+                   {"ce", p.loss.ce},
+                   {"l1", p.loss.l1},
+                   {"conf", p.loss.conf},
+                   {"grad_norm", p.grad_norm},
+                   {"lr", p.lr},
+                   {"tokens_per_second", p.tokens_per_second},
+                   {"elapsed_seconds", p.elapsed_seconds},
+                   {"eta_seconds", p.eta_seconds},
+                   {"checkpoint", p.checkpoint}});
 }
 
 void run_train_draft(const TrainDraftOptions& o) {

@@ -1,0 +1,20 @@
+// Progress display shared by the training commands: a bar on a terminal, one JSON object
+// per line otherwise (both on stderr).
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace dspark::cli {
+
+// "1h02m", "3m07s".
+std::string duration_text(double seconds);
+
+// Rewrites the terminal's status line: "step S/T [#####.....] <text> ETA 3m07s", ending the
+// line at the last step.
+void print_progress_line(int step, int total, const std::string& text, double eta_seconds);
+
+// One JSON object on its own line.
+void print_json_line(const nlohmann::json& j);
+
+}  // namespace dspark::cli
