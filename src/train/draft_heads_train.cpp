@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/tensor.h"
-#include "kernels/matmul.h"
+#include "kernels/gemm.h"
 
 namespace dspark {
 
@@ -43,19 +43,11 @@ float* grow(std::vector<float>& v, size_t n) {
 
 inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
-TensorView f32_matrix(const float* data, int64_t rows, int64_t cols) {
-  TensorView t;
-  t.type = DType::F32;
-  t.shape = {rows, cols};
-  t.data = data;
-  return t;
-}
-
-// y[n, m] = x[n, k] · w[m, k]^T (a linear layer with an [out, in] weight), on the inference
-// kernel: the same rounding as the decoder's heads.
+// y[n, m] = x[n, k] · w[m, k]^T (a linear layer with an [out, in] weight), on the training
+// GEMM (register tiles: many rows at once, unlike the decoder's one block at a time).
 void linear(const float* x, const float* w, int64_t n, int64_t m, int64_t k, float* y, ThreadPool& pool) {
   if (n == 0 || m == 0) return;
-  matmul(f32_matrix(w, m, k), x, int(n), y, pool);
+  gemm_f32(x, w, int(n), int(m), int(k), y, false, pool);
 }
 
 // out[c * rows + r] = in[r * stride + c] for r < rows, c < cols, through 16x16 tiles.
@@ -84,7 +76,7 @@ void transpose(const float* in, int64_t rows, int64_t cols, int64_t stride, floa
 
 // c[m, k] += a[n, m]^T · b[n, k] (a weight gradient dW += dy^T x); rows of a are lda apart.
 // Tiles of at most kRows rows of a and b and a column range of a are transposed and handed
-// to the matmul kernel, so scratch stays bounded however large n and m are; the tiling does
+// to the GEMM, so scratch stays bounded however large n and m are; the tiling does
 // not depend on the thread count, so neither does the result. kRows is no multiple of a
 // large power of two: transposed rows that far apart would compete for the same cache sets.
 void add_at_b(const float* a, int64_t lda, const float* b, int64_t n, int64_t m, int64_t k, float* c,
