@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
-#include "cli/train_progress.h"
+#include "cli/train_common.h"
 #include "core/error.h"
 #include "draft/dspark_synth.h"
 #include "engine/prompt_file.h"
@@ -39,7 +39,7 @@ struct TrainDraftOptions {
   std::vector<int> taps;
   // Training.
   int epochs = 10, steps = 0, batch = 8, anchors = 512, save_every = 100, log_every = 10;
-  float lr = 6e-4f, warmup = 0.04f, clip = 1.0f, weight_decay = 0.0f;
+  AdamWConfig optim;  // --lr (default 6e-4, DSPARK.md 6), --warmup, --clip, --weight-decay
   float ce_weight = -1, l1_weight = -1, conf_weight = -1;  // -1: the kind's default
   uint64_t seed = 42;
   std::string dtype = "bf16";
@@ -162,16 +162,13 @@ void run_train_draft(const TrainDraftOptions& o) {
   const DSparkConfig config = drafter_config(o, lm.model->config);
   DraftTrainOptions t;
   t.out_dir = o.out;
+  t.optim = o.optim;
   t.config = config;
   const bool dflash = o.kind == "dflash";
   // DeepSpec's DFlash baseline trains on cross-entropy alone; DSpark on all three terms.
   t.loss.weights.ce = o.ce_weight >= 0 ? o.ce_weight : (dflash ? 1.0f : 0.1f);
   t.loss.weights.l1 = o.l1_weight >= 0 ? o.l1_weight : (dflash ? 0.0f : 0.9f);
   t.loss.weights.conf = config.confidence_head ? (o.conf_weight >= 0 ? o.conf_weight : 1.0f) : 0.0f;
-  t.optim.lr = o.lr;
-  t.optim.warmup_fraction = o.warmup;
-  t.optim.clip_norm = o.clip;
-  t.optim.weight_decay = o.weight_decay;
   t.epochs = o.epochs;
   t.steps = o.steps;
   t.batch = o.batch;
@@ -248,10 +245,7 @@ void add_train_draft(CLI::App& app) {
   cmd->add_option("--steps", o->steps, "Optimiser steps (overrides --epochs)");
   cmd->add_option("--batch", o->batch, "Sequences per optimiser step (default 8)");
   cmd->add_option("--anchors", o->anchors, "Blocks per sequence (default 512)");
-  cmd->add_option("--lr", o->lr, "Peak learning rate (default 6e-4)");
-  cmd->add_option("--warmup", o->warmup, "Warm-up fraction of the steps (default 0.04)");
-  cmd->add_option("--clip", o->clip, "Gradient-norm clip (default 1; 0 disables)");
-  cmd->add_option("--weight-decay", o->weight_decay, "AdamW weight decay (default 0)");
+  add_optimizer_flags(cmd, o->optim);
   cmd->add_option("--ce-weight", o->ce_weight, "Cross-entropy weight (default 0.1; dflash 1)");
   cmd->add_option("--l1-weight", o->l1_weight, "L1(p_draft, p_target) weight (default 0.9; dflash 0)");
   cmd->add_option("--conf-weight", o->conf_weight, "Confidence BCE weight (default 1)");

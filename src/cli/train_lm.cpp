@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
-#include "cli/train_progress.h"
+#include "cli/train_common.h"
 #include "core/error.h"
 #include "formats/gguf.h"
 #include "model/synth.h"
@@ -24,7 +24,11 @@ struct TrainLmOptions {
   float rope_theta = 10000.0f;
   bool untied = false;
   int steps = 1000, batch = 16, seq_len = 256, save_every = 200, log_every = 10, eval_every = 200;
-  float lr = 1e-3f, warmup = 0.04f, clip = 1.0f, weight_decay = 0.0f;
+  AdamWConfig optim = [] {
+    AdamWConfig c;
+    c.lr = 1e-3f;
+    return c;
+  }();
   uint64_t seed = 1234;
   int threads = 0;
 };
@@ -77,6 +81,7 @@ void run_train_lm(const TrainLmOptions& o) {
   const std::unique_ptr<Tokenizer> tok = load_tokenizer(o.tokenizer);
   LmTrainOptions t;
   t.out_dir = o.out;
+  t.optim = o.optim;
   t.name = o.name;
   ModelConfig& c = t.config;
   c.arch = Arch::Llama;
@@ -92,10 +97,6 @@ void run_train_lm(const TrainLmOptions& o) {
   c.norm_eps = 1e-5f;
   c.tied_embeddings = !o.untied;
   if (o.heads <= 0 || o.dim % o.heads != 0) fail("--dim ", o.dim, " must be a multiple of --heads ", o.heads);
-  t.optim.lr = o.lr;
-  t.optim.warmup_fraction = o.warmup;
-  t.optim.clip_norm = o.clip;
-  t.optim.weight_decay = o.weight_decay;
   t.steps = o.steps;
   t.batch = o.batch;
   t.seq_len = o.seq_len;
@@ -147,10 +148,7 @@ void add_train_lm(CLI::App& app) {
   cmd->add_option("--steps", o->steps, "Optimiser steps (default 1000)");
   cmd->add_option("--batch", o->batch, "Sequences per step (default 16)");
   cmd->add_option("--seq-len", o->seq_len, "Tokens per sequence (default 256)");
-  cmd->add_option("--lr", o->lr, "Peak learning rate (default 1e-3)");
-  cmd->add_option("--warmup", o->warmup, "Warm-up fraction of the steps (default 0.04)");
-  cmd->add_option("--clip", o->clip, "Gradient-norm clip (default 1; 0 disables)");
-  cmd->add_option("--weight-decay", o->weight_decay, "AdamW weight decay (default 0)");
+  add_optimizer_flags(cmd, o->optim);
   cmd->add_option("--seed", o->seed, "Seed of the initialisation and the sampled windows (default 1234)");
   cmd->add_option("--save-every", o->save_every, "Steps between checkpoints (default 200)");
   cmd->add_option("--log-every", o->log_every, "Steps between progress reports (default 10)");

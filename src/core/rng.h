@@ -6,6 +6,15 @@
 
 namespace dspark {
 
+// Splitmix64's finaliser over (seed, stream): independent seeds for numbered streams of one
+// seed (per step, per prompt, ...), so a stream does not depend on what ran before it.
+inline uint64_t mix_seed(uint64_t seed, uint64_t stream) {
+  uint64_t z = seed + 0x9e3779b97f4a7c15ull * (stream + 1);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
 class Rng {
  public:
   explicit Rng(uint64_t seed = 0) { reseed(seed); }

@@ -61,14 +61,6 @@ ModelConfig tiny_qwen3() {
   return c;
 }
 
-// Splitmix64 finaliser: spreads (seed, stream) pairs over independent generator seeds.
-uint64_t mix(uint64_t a, uint64_t b) {
-  uint64_t z = a + 0x9e3779b97f4a7c15ull * (b + 1);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 uint64_t fnv1a(const std::string& s) {
   uint64_t h = 0xcbf29ce484222325ull;
   for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
@@ -130,12 +122,12 @@ void produce_tensor(const TensorSpec& t, uint64_t seed, ThreadPool* pool, std::s
   const int64_t rows = t.shape.size() == 1 ? 1 : t.shape[0];
   const size_t row_bytes = dtype_row_bytes(t.type, cols);
   out.resize(row_bytes * size_t(rows));
-  const uint64_t stream = mix(seed, fnv1a(t.name));
+  const uint64_t stream = mix_seed(seed, fnv1a(t.name));
   const int64_t n_chunks = (rows + kRowsPerChunk - 1) / kRowsPerChunk;
   auto work = [&](int64_t begin, int64_t end, int /*thread*/) {
     std::vector<float> row(static_cast<size_t>(cols));  // [cols]
     for (int64_t chunk = begin; chunk < end; ++chunk) {
-      Rng rng(mix(stream, uint64_t(chunk)));
+      Rng rng(mix_seed(stream, uint64_t(chunk)));
       for (int64_t r = chunk * kRowsPerChunk; r < std::min(rows, (chunk + 1) * kRowsPerChunk); ++r) {
         if (t.ones)
           std::fill(row.begin(), row.end(), 1.0f);

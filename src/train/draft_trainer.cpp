@@ -27,14 +27,6 @@ AdamWConfig optimiser_config(const DraftTrainOptions& o, int64_t samples) {
   return c;
 }
 
-// A seed for each (step, sequence of the step): anchors do not depend on what ran before.
-uint64_t mix(uint64_t a, uint64_t b) {
-  uint64_t z = a + 0x9e3779b97f4a7c15ull * (b + 1);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 }  // namespace
 
 DraftTrainer::DraftTrainer(const DraftTrainOptions& options, const TargetCacheReader& cache,
@@ -80,15 +72,7 @@ std::string DraftTrainer::options_json() const {
       {"cache",
        {{"fingerprint", cache_.spec().fingerprint}, {"samples", cache_.size()}, {"tokens", cache_.tokens()}}},
       {"loss", {{"ce", lw.ce}, {"l1", lw.l1}, {"conf", lw.conf}, {"decay_gamma", o_.loss.decay_gamma}}},
-      {"optimizer",
-       {{"lr", o_.optim.lr},
-        {"beta1", o_.optim.beta1},
-        {"beta2", o_.optim.beta2},
-        {"eps", o_.optim.eps},
-        {"weight_decay", o_.optim.weight_decay},
-        {"clip_norm", o_.optim.clip_norm},
-        {"warmup_fraction", o_.optim.warmup_fraction},
-        {"total_steps", total_steps_}}},
+      {"optimizer", adamw_json(optim_.config())},
       {"batch", batch_},
       {"max_anchors", o_.max_anchors},
       {"seed", o_.seed},
@@ -122,7 +106,7 @@ void DraftTrainer::run(const std::function<void(const DraftTrainProgress&)>& on_
       cache_.read(ids[b], sample);
       const TrainSequence seq{sample.size(), sample.tokens.data(), sample.loss_mask.data(),
                               sample.taps.data(), sample.final_hidden.data()};
-      Rng anchor_rng(mix(o_.seed, uint64_t(step) * uint64_t(batch_) + b));
+      Rng anchor_rng(mix_seed(o_.seed, uint64_t(step) * uint64_t(batch_) + b));
       const std::vector<int> anchors = sample_anchors(seq, o_.max_anchors, anchor_rng);
       tokens += seq.length;
       if (anchors.empty()) continue;

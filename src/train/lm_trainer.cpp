@@ -87,15 +87,7 @@ std::string LmTrainer::options_json() const {
         {"norm_eps", c.norm_eps},
         {"tied", c.tied_embeddings}}},
       {"data", {{"train_tokens", train_.size()}, {"train_hash", token_hash(train_)}}},
-      {"optimizer",
-       {{"lr", o_.optim.lr},
-        {"beta1", o_.optim.beta1},
-        {"beta2", o_.optim.beta2},
-        {"eps", o_.optim.eps},
-        {"weight_decay", o_.optim.weight_decay},
-        {"clip_norm", o_.optim.clip_norm},
-        {"warmup_fraction", o_.optim.warmup_fraction},
-        {"total_steps", o_.steps}}},
+      {"optimizer", adamw_json(optim_.config())},
       {"batch", o_.batch},
       {"seq_len", o_.seq_len},
       {"seed", o_.seed},
@@ -122,7 +114,7 @@ void LmTrainer::run(const std::function<void(const LmTrainProgress&)>& on_progre
   int64_t tokens = 0;
   for (int step = start_step_; step < o_.steps; ++step) {
     // The windows of a step depend on the seed and the step only.
-    Rng rng(o_.seed * 0x9e3779b97f4a7c15ull + uint64_t(step) + 1);
+    Rng rng(mix_seed(o_.seed, uint64_t(step)));
     for (int b = 0; b < o_.batch; ++b) {
       const int64_t at = int64_t(rng.next_u64() % uint64_t(starts));
       std::copy_n(train_.begin() + at, window, batch.begin() + ptrdiff_t(b) * window);

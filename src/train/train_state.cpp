@@ -48,6 +48,17 @@ void check_options(const std::string& out_dir, const std::string& options_path,
 
 }  // namespace
 
+nlohmann::json adamw_json(const AdamWConfig& c) {
+  return {{"lr", c.lr},
+          {"beta1", c.beta1},
+          {"beta2", c.beta2},
+          {"eps", c.eps},
+          {"weight_decay", c.weight_decay},
+          {"clip_norm", c.clip_norm},
+          {"warmup_fraction", c.warmup_fraction},
+          {"total_steps", c.total_steps}};
+}
+
 void write_text_file(const std::string& path, const std::string& text) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   f.write(text.data(), std::streamsize(text.size()));

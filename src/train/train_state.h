@@ -6,6 +6,7 @@
 //   trainer_state.json         the run's options; a run with other options is refused
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,9 @@ void write_train_state(const std::string& dir, const std::vector<Param*>& params
 // was saved at (at most max_step). Returns -1, changing nothing, when there is no state.
 int resume_train_state(const std::string& out_dir, const std::string& options_json,
                        const std::vector<Param*>& params, AdamW& optim, int max_step);
+
+// The optimiser's settings as a run's options record them.
+nlohmann::json adamw_json(const AdamWConfig& c);
 
 // File helpers of checkpoint writing: Error naming the path on failure.
 void write_text_file(const std::string& path, const std::string& text);

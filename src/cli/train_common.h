@@ -1,11 +1,17 @@
-// Progress display shared by the training commands: a bar on a terminal, one JSON object
-// per line otherwise (both on stderr).
+// What the training commands share: the optimiser flags and the progress display (a bar
+// on a terminal, one JSON object per line otherwise, both on stderr).
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "train/adamw.h"
+
 namespace dspark::cli {
+
+// --lr, --warmup, --clip, --weight-decay, read into `config` (whose values are the defaults).
+void add_optimizer_flags(CLI::App* cmd, AdamWConfig& config);
 
 // "1h02m", "3m07s".
 std::string duration_text(double seconds);

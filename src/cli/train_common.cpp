@@ -1,8 +1,15 @@
-#include "cli/train_progress.h"
+#include "cli/train_common.h"
 
 #include <cstdio>
 
 namespace dspark::cli {
+
+void add_optimizer_flags(CLI::App* cmd, AdamWConfig& c) {
+  cmd->add_option("--lr", c.lr, "Peak learning rate")->capture_default_str();
+  cmd->add_option("--warmup", c.warmup_fraction, "Warm-up fraction of the steps")->capture_default_str();
+  cmd->add_option("--clip", c.clip_norm, "Gradient-norm clip (0 disables)")->capture_default_str();
+  cmd->add_option("--weight-decay", c.weight_decay, "AdamW weight decay")->capture_default_str();
+}
 
 std::string duration_text(double seconds) {
   const long s = long(seconds + 0.5);
