@@ -13,6 +13,7 @@ void add_bench(CLI::App& app);
 void add_calibrate(CLI::App& app);
 void add_eval(CLI::App& app);
 void add_train_draft(CLI::App& app);
+void add_train_tokenizer(CLI::App& app);
 void add_train_lm(CLI::App& app);
 
 // Resolves -m: the given path, or the project's default model.

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   dspark::cli::add_calibrate(app);
   dspark::cli::add_eval(app);
   dspark::cli::add_train_draft(app);
+  dspark::cli::add_train_tokenizer(app);
   dspark::cli::add_train_lm(app);
   try {
     app.parse(argc, argv);
