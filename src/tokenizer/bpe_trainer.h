@@ -10,19 +10,23 @@
 // times. Ties go to the pair whose (left id, right id) is smallest, ids being numbered in
 // order of creation (bytes first, by value), so a corpus always gives the same tokenizer.
 //
-// Cost: reading the corpus is one regex pass (about 1-2 s per 10 MB here) and a hash-map
-// count of its words. Training keeps the count of every adjacent pair, the words each pair
-// occurs in and a max-heap of pairs by count with lazy deletion: a merge rewrites only the
-// words that hold its pair and updates the counts of the pairs around each occurrence, so
-// the whole run costs about the total length of the rewritten words plus O(log P) heap work
-// per changed pair, not a pass over the corpus per merge. Memory: the distinct words (tens
-// of thousands for 10 MB of English) and their pairs.
+// Cost: reading the corpus is one regex pass and a hash-map count of its words. Training
+// keeps the count of every adjacent pair, the words each pair occurs in and a max-heap of
+// pairs by count with lazy deletion: a merge rewrites only the words that hold its pair and
+// updates the counts of the pairs around each occurrence, so the whole run costs about the
+// total length of the rewritten words plus O(log P) heap work per changed pair, never a pass
+// over the corpus per merge. Memory: the distinct words and their pairs, plus the words of
+// one piece of text at a time (see split_at_safe_lines; a file without safe cuts is one
+// piece). Measured here (one core): the 4 MB King James Bible (900k words, 13.6k distinct)
+// reads in 0.2 s and trains 3,838 merges in 0.02 s (130 MB peak RSS, one piece); 10 MB of
+// text with 102k distinct words reads in 0.3 s and trains 31,742 merges in 0.8 s (75 MB).
 //
 // The result is a RankBpeTokenizer (Tokenizer::from_gguf's "gpt2" kind): special tokens
 // first (BOS, EOS, then any extra ones, all control tokens), then the 256 byte tokens in
-// byte order, then one token per merge. write_tokenizer_gguf() stores it as a GGUF file
-// holding only tokenizer.ggml.* metadata (no tensors), which Tokenizer::from_gguf reads
-// back and Tokenizer::write_gguf copies into a model GGUF.
+// byte order, then the merged tokens in the order learned (two merges that make the same
+// bytes share one token). write_tokenizer_gguf() stores it as a GGUF file holding only
+// tokenizer.ggml.* metadata (no tensors), which Tokenizer::from_gguf reads back and
+// Tokenizer::write_gguf copies into a model GGUF.
 #pragma once
 
 #include <cstdint>
