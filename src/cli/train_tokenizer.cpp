@@ -27,7 +27,7 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// Tokens and bytes of the given files under `tok`, and the seconds it took.
+// Bytes of the texts, their tokens under `tok`, and the seconds encoding took.
 struct Compression {
   uint64_t bytes = 0, tokens = 0;
   double seconds = 0;
@@ -93,8 +93,8 @@ void run_train_tokenizer(TrainTokenizerOptions& o) {
   }
   std::error_code ec;
   const uintmax_t size = std::filesystem::file_size(o.output, ec);
-  std::fprintf(stderr, "wrote %s (%.1f KiB) in %.2f s\n", o.output.c_str(), ec ? 0.0 : double(size) / 1024.0,
-               total.seconds());
+  std::fprintf(stderr, "wrote %s (%.1f KiB); %.2f s in all\n", o.output.c_str(),
+               ec ? 0.0 : double(size) / 1024.0, total.seconds());
 }
 
 }  // namespace
