@@ -138,6 +138,28 @@ TEST(DraftTrainModel, ForwardEqualsTheDecodersForward) {
   }
 }
 
+TEST(DraftTrainModel, VocabularyChunksGiveTheSameLossAndGradients) {
+  ThreadPool pool(2);
+  auto target = load_model(kTarget);
+  const DSparkConfig c = small_config(target.model->config, MarkovHead::Rnn, true);
+  DraftTrainModel whole(c, *target.model), chunked(c, *target.model);
+  whole.init(2);
+  chunked.init(2);
+  chunked.vocab_chunk_floats = int64_t(c.vocab_size()) * c.block_size;  // one block per chunk
+  const RandomSequence seq = random_sequence(16, c.vocab_size(), c.tap_dim(), c.dim(), 4);
+  const std::vector<int> anchors{2, 6, 9, 13};
+  const DraftLossConfig loss;
+  const LossTerms a = whole.forward_backward(seq.view(), anchors, loss, pool);
+  const LossTerms b = chunked.forward_backward(seq.view(), anchors, loss, pool);
+  EXPECT_NEAR(a.total, b.total, 1e-9 + 1e-6 * std::fabs(a.total));
+  EXPECT_NEAR(a.conf, b.conf, 1e-9 + 1e-6 * std::fabs(a.conf));
+  std::vector<Param*> pa = whole.params(), pb = chunked.params();
+  for (size_t i = 0; i < pa.size(); ++i)
+    for (size_t j = 0; j < pa[i]->grad.size(); ++j)
+      ASSERT_NEAR(pa[i]->grad[j], pb[i]->grad[j], 1e-6 + 1e-4 * std::fabs(pa[i]->grad[j]))
+          << pa[i]->name << "[" << j << "]";
+}
+
 TEST(DraftTrainModel, AnchorsAreResponsePositionsWithAResponseSuccessor) {
   RandomSequence s = random_sequence(10, 50, 4, 4, 1);
   s.mask = {0, 0, 1, 1, 1, 0, 1, 1, 1, 1};

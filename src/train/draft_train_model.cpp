@@ -138,6 +138,8 @@ void DraftTrainModel::build_blocks(const TrainSequence& seq, const std::vector<i
 void DraftTrainModel::forward(const TrainSequence& seq, const std::vector<int>& anchors, ThreadPool& pool) {
   build_blocks(seq, anchors, 4.0f);
   run_forward(seq, pool);
+  U_.resize(size_t(N_) * size_t(V_));
+  matmul_nt(h_.data(), lm_head_, N_, V_, d_, U_.data(), pool);
 }
 
 void DraftTrainModel::run_forward(const TrainSequence& seq, ThreadPool& pool) {
@@ -168,24 +170,22 @@ void DraftTrainModel::run_forward(const TrainSequence& seq, ThreadPool& pool) {
   const std::vector<float>& x_last = x_.back();
   h_.resize(size_t(N_) * d);
   rmsnorm_rows(x_last.data(), norm_.w(), N_, d_, bb_.norm_eps, h_.data(), pool);
-  U_.resize(size_t(N_) * size_t(V_));
-  matmul_nt(h_.data(), lm_head_, N_, V_, d_, U_.data(), pool);
 }
 
-void DraftTrainModel::target_probs(const TrainSequence& seq, ThreadPool& pool) {
+void DraftTrainModel::target_probs(const TrainSequence& seq, int r0, int r1, ThreadPool& pool) {
   // p_t for block row (j, k) is the target's distribution at position a_j + k, the one that
   // predicted label k. Rows whose label does not count get zeros.
-  const size_t d = size_t(d_), V = size_t(V_);
-  std::vector<float> ht(size_t(N_) * d, 0.0f);
-  for (int r = 0; r < N_; ++r)
+  const size_t d = size_t(d_), V = size_t(V_), n = size_t(r1 - r0);
+  std::vector<float> ht(n * d, 0.0f);
+  for (int r = r0; r < r1; ++r)
     if (weights_[size_t(r)] > 0)
-      std::copy_n(seq.target_hidden + size_t(positions_[size_t(r)]) * d, d, at(ht, size_t(r), d));
-  pt_.resize(size_t(N_) * V);
-  matmul_nt(ht.data(), lm_head_, N_, V_, d_, pt_.data(), pool);
-  pool.parallel_for(N_, 8, [&](int64_t begin, int64_t end, int) {
-    for (int64_t r = begin; r < end; ++r) {
-      float* p = pt_.data() + size_t(r) * V;
-      if (weights_[size_t(r)] <= 0) {
+      std::copy_n(seq.target_hidden + size_t(positions_[size_t(r)]) * d, d, at(ht, size_t(r - r0), d));
+  pt_.resize(n * V);
+  matmul_nt(ht.data(), lm_head_, int(n), V_, d_, pt_.data(), pool);
+  pool.parallel_for(int64_t(n), 8, [&](int64_t begin, int64_t end, int) {
+    for (int64_t i = begin; i < end; ++i) {
+      float* p = pt_.data() + size_t(i) * V;
+      if (weights_[size_t(r0 + i)] <= 0) {
         std::fill_n(p, V, 0.0f);
         continue;
       }
@@ -206,25 +206,39 @@ LossTerms DraftTrainModel::forward_backward(const TrainSequence& seq, const std:
   if (weight_sum <= 0) return LossTerms{};
   run_forward(seq, pool);
   const bool need_pt = loss.weights.l1 > 0 || loss.weights.conf > 0;
-  if (need_pt) target_probs(seq, pool);
 
+  // The vocabulary-sized rows (U, p_t and their gradient) are made a chunk of blocks at a
+  // time, so memory stays bounded at large vocabularies; the losses are weighted means over
+  // the whole sequence (weight_sum), so the chunks' terms and gradients simply add up.
   const size_t d = size_t(d_);
+  const int chunk_blocks = int(std::max<int64_t>(1, vocab_chunk_floats / (int64_t(V_) * B_)));
   dh_.resize(size_t(N_) * d);
-  dU_.resize(size_t(N_) * size_t(V_));
-  HeadBatch batch;
-  batch.n_rows = N_;
-  batch.block_size = B_;
-  batch.h = h_.data();
-  batch.base_logits = U_.data();
-  batch.prev = prev_.data();
-  batch.labels = labels_.data();
-  batch.weights = weights_.data();
-  batch.target_probs = need_pt ? pt_.data() : nullptr;
-  batch.weight_sum = weight_sum;
-  const LossTerms terms = heads_forward_backward(heads_, batch, loss.weights, dh_.data(), dU_.data(), pool);
-
-  // U = h · lm_headᵀ (frozen): dh += dU · lm_head.
-  matmul_nn(dU_.data(), lm_head_, N_, d_, V_, dh_.data(), true, pool);
+  LossTerms terms;
+  for (int r0 = 0; r0 < N_; r0 += chunk_blocks * B_) {
+    const int r1 = std::min(N_, r0 + chunk_blocks * B_), n = r1 - r0;
+    U_.resize(size_t(n) * size_t(V_));
+    dU_.resize(U_.size());
+    matmul_nt(h_.data() + size_t(r0) * d, lm_head_, n, V_, d_, U_.data(), pool);
+    if (need_pt) target_probs(seq, r0, r1, pool);
+    HeadBatch batch;
+    batch.n_rows = n;
+    batch.block_size = B_;
+    batch.h = h_.data() + size_t(r0) * d;
+    batch.base_logits = U_.data();
+    batch.prev = prev_.data() + r0;
+    batch.labels = labels_.data() + r0;
+    batch.weights = weights_.data() + r0;
+    batch.target_probs = need_pt ? pt_.data() : nullptr;
+    batch.weight_sum = weight_sum;
+    const LossTerms t =
+        heads_forward_backward(heads_, batch, loss.weights, dh_.data() + size_t(r0) * d, dU_.data(), pool);
+    terms.ce += t.ce;
+    terms.l1 += t.l1;
+    terms.conf += t.conf;
+    terms.total += t.total;
+    // U = h · lm_headᵀ (frozen): dh += dU · lm_head.
+    matmul_nn(dU_.data(), lm_head_, n, d_, V_, dh_.data() + size_t(r0) * d, true, pool);
+  }
   std::vector<float> dx(size_t(N_) * d);
   rmsnorm_rows_backward(x_.back().data(), norm_.w(), dh_.data(), N_, d_, bb_.norm_eps, dx.data(), norm_.g(),
                         false, pool);

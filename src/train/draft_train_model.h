@@ -72,6 +72,10 @@ class DraftTrainModel {
   const std::vector<float>& hidden() const { return h_; }       // [blocks*B, d]
   const std::vector<float>& base_logits() const { return U_; }  // [blocks*B, V]
 
+  // Floats per vocabulary-sized buffer of forward_backward (U, p_t, dU): rows are processed
+  // in chunks of blocks that fit. Tests lower it to exercise the chunking.
+  int64_t vocab_chunk_floats = int64_t(1) << 24;
+
   // Views of the parameters as a checkpoint (fp32; the heads' and backbone's names of
   // DSPARK.md 3.3). The views point into this object.
   DSparkWeights weights_view() const;
@@ -79,7 +83,8 @@ class DraftTrainModel {
  private:
   void build_blocks(const TrainSequence& seq, const std::vector<int>& anchors, float gamma);
   void run_forward(const TrainSequence& seq, ThreadPool& pool);
-  void target_probs(const TrainSequence& seq, ThreadPool& pool);
+  // p_t of block rows [r0, r1) into pt_.
+  void target_probs(const TrainSequence& seq, int r0, int r1, ThreadPool& pool);
 
   DSparkConfig config_;
   const ModelConfig& bb_;  // config_.backbone
@@ -105,8 +110,8 @@ class DraftTrainModel {
   std::vector<float> c_;               // [S, d] context rows
   std::vector<std::vector<float>> x_;  // [n_layers + 1][N, d] input of each layer, then the last output
   std::vector<float> h_;               // [N, d]
-  std::vector<float> U_;               // [N, V]
-  std::vector<float> pt_;              // [N, V] target distributions
+  std::vector<float> U_;               // [N, V] after forward(); one chunk of rows in forward_backward()
+  std::vector<float> pt_;              // [chunk rows, V] target distributions
   // Gradients.
   std::vector<float> dc_, dh_, dU_;
 };
