@@ -28,9 +28,6 @@ std::vector<int> sample_anchors(const TrainSequence& seq, int max_anchors, Rng& 
 
 namespace {
 
-Param matrix(const std::string& name, int64_t rows, int64_t cols) { return make_param(name, {rows, cols}); }
-Param vector_param(const std::string& name, int64_t n) { return make_param(name, {n}); }
-
 float* at(std::vector<float>& v, size_t row, size_t width) { return v.data() + row * width; }
 
 }  // namespace
@@ -58,9 +55,9 @@ DraftTrainModel::DraftTrainModel(const DSparkConfig& config, const Model& target
     lm_head_ = lm_head_f32_.data();
   }
 
-  fc_ = matrix("fc.weight", d_, config_.tap_dim());
-  hidden_norm_ = vector_param("hidden_norm.weight", d_);
-  norm_ = vector_param("norm.weight", d_);
+  fc_ = make_param("fc.weight", {d_, config_.tap_dim()});
+  hidden_norm_ = make_param("hidden_norm.weight", {d_});
+  norm_ = make_param("norm.weight", {d_});
   layers_.reserve(size_t(bb_.n_layers));
   for (int l = 0; l < bb_.n_layers; ++l) layers_.emplace_back(bb_, "layers." + std::to_string(l) + ".");
   x_.resize(size_t(bb_.n_layers) + 1);

@@ -52,6 +52,9 @@ class DraftTrainModel {
   // A drafter of this configuration for `target` (check_target's rules apply). Parameters
   // start at zero: call init() or load values.
   DraftTrainModel(const DSparkConfig& config, const Model& target);
+  // The layers keep a reference to the configuration inside this object.
+  DraftTrainModel(const DraftTrainModel&) = delete;
+  DraftTrainModel& operator=(const DraftTrainModel&) = delete;
 
   const DSparkConfig& config() const { return config_; }
   // Every trainable parameter, in checkpoint order.

@@ -22,6 +22,9 @@ class LmTrainModel {
  public:
   // Error for a configuration the trainer does not support (biases, adjacent-pair RoPE).
   explicit LmTrainModel(const ModelConfig& config);
+  // The layers keep a reference to the configuration inside this object.
+  LmTrainModel(const LmTrainModel&) = delete;
+  LmTrainModel& operator=(const LmTrainModel&) = delete;
 
   const ModelConfig& config() const { return cfg_; }
   std::vector<Param*> params();
