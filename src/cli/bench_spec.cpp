@@ -61,25 +61,6 @@ struct Entry {
   std::string scheduler;
 };
 
-void add_stats(SpecStats& into, const SpecStats& s) {
-  into.rounds += s.rounds;
-  into.skipped_rounds += s.skipped_rounds;
-  into.committed += s.committed;
-  into.drafted += s.drafted;
-  into.verified += s.verified;
-  into.accepted += s.accepted;
-  into.draft_seconds += s.draft_seconds;
-  into.verify_seconds += s.verify_seconds;
-  if (into.reached.size() < s.reached.size()) {
-    into.reached.resize(s.reached.size(), 0);
-    into.accepted_at.resize(s.reached.size(), 0);
-  }
-  for (size_t k = 0; k < s.reached.size(); ++k) {
-    into.reached[k] += s.reached[k];
-    into.accepted_at[k] += s.accepted_at[k];
-  }
-}
-
 std::string fraction_list(const std::vector<double>& xs) {
   std::ostringstream s;
   for (size_t i = 0; i < xs.size(); ++i) s << (i ? " " : "") << int(xs[i] * 100 + 0.5);
@@ -170,7 +151,7 @@ void run_bench_spec(const SpecBenchOptions& o) {
       if (o.temperature <= 0 && r.tokens != ar.tokens)
         fail("bench spec: ", e.label, " changed the greedy output on prompt ", pi + 1,
              " (a bug: please report it)");
-      add_stats(e.total, *r.spec);
+      e.total.add(*r.spec);
       e.decode_seconds += r.decode_seconds;
       e.tokens += int64_t(r.tokens.size()) - 1;
       if (r.tokens_per_second() > 0 && ar.tokens_per_second() > 0)

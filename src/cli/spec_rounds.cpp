@@ -13,29 +13,6 @@
 
 namespace dspark::cli {
 
-namespace {
-
-void add_stats(SpecStats& into, const SpecStats& s) {
-  into.rounds += s.rounds;
-  into.skipped_rounds += s.skipped_rounds;
-  into.committed += s.committed;
-  into.drafted += s.drafted;
-  into.verified += s.verified;
-  into.accepted += s.accepted;
-  into.draft_seconds += s.draft_seconds;
-  into.verify_seconds += s.verify_seconds;
-  if (into.reached.size() < s.reached.size()) {
-    into.reached.resize(s.reached.size(), 0);
-    into.accepted_at.resize(s.reached.size(), 0);
-  }
-  for (size_t k = 0; k < s.reached.size(); ++k) {
-    into.reached[k] += s.reached[k];
-    into.accepted_at[k] += s.accepted_at[k];
-  }
-}
-
-}  // namespace
-
 RecordedRounds run_full_blocks(const LoadedModel& target, Drafter& drafter, ThreadPool& pool,
                                const std::vector<std::string>& prompts, float temperature, int max_tokens,
                                uint64_t seed, const std::function<void(size_t)>& progress) {
@@ -63,7 +40,7 @@ RecordedRounds run_full_blocks(const LoadedModel& target, Drafter& drafter, Thre
     req.prompt = prompts[i];
     req.seed = seed + i;
     const GenerateResult r = gen.generate(req);
-    add_stats(out.stats, *r.spec);
+    out.stats.add(*r.spec);
     out.tokens += int64_t(r.tokens.size());
     out.seconds += r.prefill_seconds + r.decode_seconds;
     if (progress) progress(i + 1);

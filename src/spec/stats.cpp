@@ -20,6 +20,25 @@ void SpecStats::add_round(int n_drafted, int n_verified, int n_accepted, int n_c
   }
 }
 
+void SpecStats::add(const SpecStats& s) {
+  rounds += s.rounds;
+  skipped_rounds += s.skipped_rounds;
+  committed += s.committed;
+  drafted += s.drafted;
+  verified += s.verified;
+  accepted += s.accepted;
+  draft_seconds += s.draft_seconds;
+  verify_seconds += s.verify_seconds;
+  if (reached.size() < s.reached.size()) {
+    reached.resize(s.reached.size(), 0);
+    accepted_at.resize(s.reached.size(), 0);
+  }
+  for (size_t k = 0; k < s.reached.size(); ++k) {
+    reached[k] += s.reached[k];
+    accepted_at[k] += s.accepted_at[k];
+  }
+}
+
 std::vector<double> SpecStats::accept_per_pos() const {
   std::vector<double> r(reached.size(), 0.0);
   for (size_t k = 0; k < r.size(); ++k)

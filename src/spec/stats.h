@@ -23,6 +23,8 @@ struct SpecStats {
   // `accepted` of those accepted, `committed` tokens committed (accepted + bonus, or up to a
   // stop token).
   void add_round(int drafted, int verified, int accepted, int committed);
+  // Adds another run's counts and times (statistics over several requests).
+  void add(const SpecStats& other);
 
   double tau() const { return rounds ? double(committed) / double(rounds) : 0.0; }
   std::vector<double> accept_per_pos() const;
