@@ -1,4 +1,4 @@
-// gemm_f32 on every ISA level against a double-precision loop, over shapes that exercise
+// gemm_f32 (b in both layouts) on every ISA level against a double-precision loop, over shapes that exercise
 // every row and column tail of the register tiles.
 #include <gtest/gtest.h>
 
@@ -25,15 +25,23 @@ TEST(Gemm, MatchesAReferenceOnEveryIsaAndShape) {
           for (float& x : b) x = 2 * rng.uniform() - 1;
           for (float& x : c) x = 2 * rng.uniform() - 1;
           const std::vector<float> c0 = c;
-          for (bool accumulate : {false, true}) {
+          std::vector<float> b_plain(b.size());  // the same b as [k, m]
+          for (int j = 0; j < m; ++j)
+            for (int t = 0; t < k; ++t) b_plain[size_t(t * m + j)] = b[size_t(j * k + t)];
+          for (auto [accumulate, plain] :
+               {std::pair{false, false}, {true, false}, {false, true}, {true, true}}) {
             c = c0;
-            gemm_f32(a.data(), b.data(), n, m, k, c.data(), accumulate, pool);
+            if (plain)
+              gemm_f32(a.data(), b_plain.data(), n, m, k, c.data(), accumulate, pool, GemmB::Plain);
+            else
+              gemm_f32(a.data(), b.data(), n, m, k, c.data(), accumulate, pool);
             for (int i = 0; i < n; ++i)
               for (int j = 0; j < m; ++j) {
                 double s = accumulate ? c0[size_t(i * m + j)] : 0.0;
                 for (int t = 0; t < k; ++t) s += double(a[size_t(i * k + t)]) * b[size_t(j * k + t)];
                 ASSERT_NEAR(c[size_t(i * m + j)], s, 1e-4 * (1 + std::fabs(s)))
-                    << isa_name(isa) << " n " << n << " m " << m << " k " << k << " at " << i << "," << j;
+                    << isa_name(isa) << (plain ? " plain" : "") << " n " << n << " m " << m << " k " << k
+                    << " at " << i << "," << j;
               }
           }
         }

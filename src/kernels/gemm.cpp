@@ -28,7 +28,7 @@ GemmKernel gemm_kernel_scalar() { return GemmKernel{8, scalar_panel}; }
 }  // namespace kernels
 
 void gemm_f32(const float* a, const float* b, int n, int m, int k, float* c, bool accumulate,
-              ThreadPool& pool) {
+              ThreadPool& pool, GemmB layout) {
   if (n <= 0 || m <= 0) return;
   if (k <= 0) {
     if (!accumulate) std::fill_n(c, size_t(n) * size_t(m), 0.0f);
@@ -39,7 +39,8 @@ void gemm_f32(const float* a, const float* b, int n, int m, int k, float* c, boo
                                    : isa == Isa::Avx2 ? kernels::gemm_kernel_avx2()
                                                       : kernels::gemm_kernel_scalar();
   const int pw = kern.panel_width, panels = (m + pw - 1) / pw;
-  // Pack b: panel p holds columns [p·pw, p·pw + pw) of bᵀ, i.e. k rows of pw floats.
+  // Pack b: panel p holds columns [p·pw, p·pw + pw) of c's b, i.e. k rows of pw floats (a
+  // gather from a transposed b, a plain copy from a [k, m] one).
   thread_local std::vector<float> packed;
   const size_t panel_floats = size_t(k) * size_t(pw);
   if (packed.size() < panel_floats * size_t(panels)) packed.resize(panel_floats * size_t(panels));
@@ -50,7 +51,10 @@ void gemm_f32(const float* a, const float* b, int n, int m, int k, float* c, boo
       const int col0 = int(p) * pw, width = std::min(pw, m - col0);
       for (int t = 0; t < k; ++t) {
         float* row = dst + size_t(t) * size_t(pw);
-        for (int j = 0; j < width; ++j) row[j] = b[size_t(col0 + j) * size_t(k) + size_t(t)];
+        if (layout == GemmB::Plain)
+          std::copy_n(b + size_t(t) * size_t(m) + size_t(col0), width, row);
+        else
+          for (int j = 0; j < width; ++j) row[j] = b[size_t(col0 + j) * size_t(k) + size_t(t)];
         for (int j = width; j < pw; ++j) row[j] = 0.0f;
       }
     }

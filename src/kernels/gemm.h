@@ -1,4 +1,5 @@
-// Dense fp32 matrix products for training: c[n, m] (+)= a[n, k] · b[m, k]ᵀ, row-major.
+// Dense fp32 matrix products for training: c[n, m] (+)= a[n, k] · b, row-major, with b
+// given as [m, k] (c = a · bᵀ: a linear layer's [out, in] weight) or as [k, m] (c = a · b).
 //
 // Unlike matmul.h (weights streamed once for a handful of tokens, batch invariant), these
 // are for products where every dimension is large: b is packed into panels of columns and
@@ -10,8 +11,10 @@
 
 namespace dspark {
 
+enum class GemmB { Transposed /* b is [m, k] */, Plain /* b is [k, m] */ };
+
 void gemm_f32(const float* a, const float* b, int n, int m, int k, float* c, bool accumulate,
-              ThreadPool& pool);
+              ThreadPool& pool, GemmB layout = GemmB::Transposed);
 
 namespace kernels {
 

@@ -8,16 +8,11 @@ namespace dspark {
 
 namespace {
 
-// Scratch that only grows, one set per calling thread (the trainer calls from one thread).
-std::vector<float>& scratch(int which) {
-  thread_local std::vector<float> buffers[2];
-  return buffers[which];
-}
-
-float* grown(int which, size_t n) {
-  std::vector<float>& v = scratch(which);
-  if (v.size() < n) v.resize(n);
-  return v.data();
+// Scratch that only grows, one per calling thread (the trainer calls from one thread).
+float* grown(size_t n) {
+  thread_local std::vector<float> buffer;
+  if (buffer.size() < n) buffer.resize(n);
+  return buffer.data();
 }
 
 }  // namespace
@@ -44,20 +39,15 @@ void matmul_nt(const float* a, const float* b, int n, int m, int k, float* c, Th
 
 void matmul_nn(const float* a, const float* b, int n, int m, int k, float* c, bool accumulate,
                ThreadPool& pool) {
-  if (n == 0 || m == 0) return;
-  float* bt = grown(0, size_t(m) * size_t(k));  // [m, k]
-  transpose(b, k, m, bt, pool);
-  gemm_f32(a, bt, n, m, k, c, accumulate, pool);
+  gemm_f32(a, b, n, m, k, c, accumulate, pool, GemmB::Plain);
 }
 
 void matmul_tn_add(const float* a, const float* b, int n, int m, int k, float* c, ThreadPool& pool) {
   if (n == 0 || m == 0 || k == 0) return;
-  // c[m, k] += aᵀ[m, n] · (bᵀ[k, n])ᵀ
-  float* at = grown(0, size_t(m) * size_t(n));  // [m, n]
-  float* bt = grown(1, size_t(k) * size_t(n));  // [k, n]
+  // c[m, k] += aᵀ[m, n] · b[n, k]
+  float* at = grown(size_t(m) * size_t(n));
   transpose(a, n, m, at, pool);
-  transpose(b, n, k, bt, pool);
-  gemm_f32(at, bt, m, k, n, c, true, pool);
+  gemm_f32(at, b, m, k, n, c, true, pool, GemmB::Plain);
 }
 
 }  // namespace dspark

@@ -1,7 +1,6 @@
 // Dense fp32 matrix products for training, in the three shapes backward passes need. All
-// of them run on one kernel (kernels/gemm.h: c = a · bᵀ, chosen per ISA), reaching the
-// other two shapes through transposed copies, which cost O(size) against the product's
-// O(n·m·k).
+// of them run on one kernel (kernels/gemm.h, chosen per ISA), which takes b as [m, k] or
+// [k, m]; only aᵀ · b needs a transposed copy of a, O(size) against the product's O(n·m·k).
 #pragma once
 
 #include "core/thread_pool.h"
