@@ -1,14 +1,30 @@
 // dspark info: what a model file holds.
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "core/error.h"
+#include "formats/gguf_json.h"
 #include "model/load.h"
 
 namespace dspark::cli {
 
 namespace {
+
+// --gguf: the file's raw metadata and tensor list, as the GGUF parser reads them.
+void run_info_gguf(const std::string& given, bool as_json) {
+  const std::string path = model_path_or_default(given);
+  if (std::filesystem::is_directory(path))
+    fail(path, ": a directory, not a GGUF file (--gguf reads a .gguf file)");
+  const auto f = GgufFile::open(path);
+  if (as_json)
+    std::printf("%s\n",
+                gguf_to_json(*f).dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  else
+    std::fputs(gguf_listing(*f).c_str(), stdout);
+}
 
 void run_info(const std::string& path, const std::string& tokenizer, bool as_json) {
   const LoadedModel lm = load_model(model_path_or_default(path), tokenizer);
@@ -69,12 +85,17 @@ void add_info(CLI::App& app) {
   auto path = std::make_shared<std::string>();
   auto tokenizer = std::make_shared<std::string>();
   auto json = std::make_shared<bool>(false);
+  auto gguf = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand("info", "Show a model's architecture, shapes, types and tokenizer");
   cmd->add_option("MODEL", *path, "Model path (default: the project's model)");
   cmd->add_option("-m,--model", *path, "Model path (same as MODEL)");
-  cmd->add_option("--tokenizer", *tokenizer, "Tokenizer file");
+  CLI::Option* tok = cmd->add_option("--tokenizer", *tokenizer, "Tokenizer file");
   cmd->add_flag("--json", *json, "Print JSON");
-  cmd->callback([=] { run_info(*path, *tokenizer, *json); });
+  cmd->add_flag("--gguf", *gguf,
+                "Show a GGUF file's raw contents: version, every metadata key and value, and each tensor's "
+                "name, ggml type, dimensions (ne[0] first) and data offset")
+      ->excludes(tok);
+  cmd->callback([=] { *gguf ? run_info_gguf(*path, *json) : run_info(*path, *tokenizer, *json); });
 }
 
 }  // namespace dspark::cli
