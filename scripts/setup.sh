@@ -12,11 +12,14 @@ packages=(
   python3-numpy                        # the NumPy reference oracle used by tests
   gnuplot-nox                          # PNG plots of dspark eval
   clang libclang-rt-14-dev clang-format  # fuzzing, sanitizers, format check
+  nodejs                               # an independent GGUF reader for tests (tests/gguf_js)
 )
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Debian's nodejs comes without npm; NodeSource's bundles it and conflicts with Debian's npm.
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
   sudo_cmd=""
