@@ -29,11 +29,11 @@ struct GenerateOptions {
   float conf_threshold = -1;  // < 0: not given
 };
 
-// Speculative generation with the drafter of -d / --spec.
-GenerateResult generate_speculative(const GenerateOptions& o, const LoadedModel& lm, ThreadPool& pool,
-                                    const GenerateRequest& req,
+// Speculative generation with the drafter `draft` (a path, or "" for --spec ngram).
+GenerateResult generate_speculative(const GenerateOptions& o, const std::string& draft, const LoadedModel& lm,
+                                    ThreadPool& pool, const GenerateRequest& req,
                                     const std::function<void(const std::string&)>& print) {
-  const auto source = load_drafter(o.draft, o.spec, lm);
+  const auto source = load_drafter(draft, o.spec, lm);
   const int n_prompt = int(Generator(lm, pool).tokenize_prompt(req.prompt).size());
   const int context =
       lm.model->config.max_seq_len > 0 ? lm.model->config.max_seq_len : n_prompt + req.max_tokens;
@@ -51,7 +51,7 @@ GenerateResult generate_speculative(const GenerateOptions& o, const LoadedModel&
     if (measured) std::fprintf(stderr, "measured the target's cost curve (cached for next time)\n");
   }
   std::fprintf(stderr, "drafter %s (%s), scheduler %s%s\n", drafter->name().c_str(),
-               o.draft.empty() ? "no model" : o.draft.c_str(), scheduler_name(so.scheduler),
+               draft.empty() ? "no model" : draft.c_str(), scheduler_name(so.scheduler),
                so.calibration ? ", calibrated" : "");
   SpeculativeGenerator gen(lm, *drafter, pool, so);
   return gen.generate(req, print);
@@ -69,8 +69,18 @@ void run_generate(const GenerateOptions& o, bool prompt_given) {
   req.sampling = o.sampling;
   req.seed = o.seed >= 0 ? uint64_t(o.seed) : std::random_device{}();
 
+  // With no -m the default model comes with its own drafter unless -d or --spec says otherwise.
+  const std::string model = model_path_or_default(o.model);
+  std::string draft = o.draft;
+  const bool checkpoint_kind = o.spec.empty() || o.spec == "dspark" || o.spec == "dflash";
+  if (o.model.empty() && draft.empty() && checkpoint_kind) draft = default_drafter_path(model);
+  const bool speculative = !draft.empty() || (!o.spec.empty() && o.spec != "none");
+  if (o.spec == "none" && !o.draft.empty()) fail("--spec none and -d ", o.draft, " contradict each other");
+  if (!speculative && (!o.scheduler.empty() || o.draft_max > 0 || o.conf_threshold >= 0))
+    fail("--scheduler, --draft-max and --conf-threshold need a drafter (-d DRAFT or --spec ngram)");
+
   Timer load_timer;
-  const LoadedModel lm = load_model(model_path_or_default(o.model), o.tokenizer);
+  const LoadedModel lm = load_model(model, o.tokenizer);
   const double load_seconds = load_timer.seconds();
   ThreadPool pool(o.threads);
 
@@ -80,11 +90,8 @@ void run_generate(const GenerateOptions& o, bool prompt_given) {
       std::fwrite(s.data(), 1, s.size(), stdout);
       std::fflush(stdout);
     };
-  const bool speculative = !o.draft.empty() || !o.spec.empty();
-  if (!speculative && (!o.scheduler.empty() || o.draft_max > 0 || o.conf_threshold >= 0))
-    fail("--scheduler, --draft-max and --conf-threshold need a drafter (-d DRAFT or --spec ngram)");
-  const GenerateResult r =
-      speculative ? generate_speculative(o, lm, pool, req, print) : Generator(lm, pool).generate(req, print);
+  const GenerateResult r = speculative ? generate_speculative(o, draft, lm, pool, req, print)
+                                       : Generator(lm, pool).generate(req, print);
 
   if (o.json) {
     nlohmann::json j;
@@ -158,9 +165,10 @@ void add_generate(CLI::App& app) {
   cmd->add_flag("--json", o->json, "Print one JSON object with the text, tokens and timings");
   cmd->add_option(
       "-d,--draft", o->draft,
-      "Drafter: a DSpark/DFlash checkpoint folder or a small language model (speculative decoding)");
-  cmd->add_option("--spec", o->spec, "Drafter kind (default: from -d)")
-      ->check(CLI::IsMember({"dspark", "dflash", "draft-model", "ngram"}));
+      "Drafter: a DSpark/DFlash checkpoint folder or a small language model (speculative decoding; "
+      "default: the default model's own drafter when -m is not given)");
+  cmd->add_option("--spec", o->spec, "Drafter kind (default: from -d); none: plain decoding")
+      ->check(CLI::IsMember({"dspark", "dflash", "draft-model", "ngram", "none"}));
   cmd->add_option("--draft-max", o->draft_max,
                   "Drafts verified per round with the fixed scheduler (default: the block)")
       ->check(CLI::PositiveNumber);

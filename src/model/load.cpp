@@ -100,4 +100,9 @@ std::string default_model_path() {
   fail("no default model found (looked at ", looked, "); give a model with -m");
 }
 
+std::string default_drafter_path(const std::string& default_model) {
+  const fs::path p = fs::path(default_model).parent_path() / "default-dspark";
+  return fs::is_directory(p) ? p.string() : "";
+}
+
 }  // namespace dspark

@@ -26,4 +26,8 @@ LoadedModel load_model(const std::string& path, const std::string& tokenizer_pat
 // it looked when none has a model.
 std::string default_model_path();
 
+// The drafter that ships with a default model: the folder `default-dspark` beside it, or ""
+// when there is none.
+std::string default_drafter_path(const std::string& default_model);
+
 }  // namespace dspark
