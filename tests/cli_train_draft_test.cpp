@@ -72,6 +72,22 @@ TEST(CliTrainDraft, TrainsADrafterThatDecodingUses) {
   EXPECT_THAT(log, HasSubstr("resumed at step 4"));
 }
 
+TEST(CliTrainDraft, DefaultTapsFitADeeperTarget) {
+  // stories260K has 5 layers: the default taps are layers 1 .. L-2 = 1, 2, 3.
+  const std::string out = test::temp_dir() + "/drafter", corpus = test::temp_dir() + "/corpus.txt";
+  test::write_file(corpus, "Once upon a time, there was a little cat. The cat liked to play in the sun.\n");
+  std::string log;
+  ASSERT_EQ(
+      run_command(dspark() + " train-draft -m " + test::shared_model("stories260k/stories260K_q80.bin") +
+                      " -o " + out + " --corpus " + corpus +
+                      " --seq-len 16 --block 4 --anchors 4 --batch 1 --steps 1 2>&1",
+                  &log),
+      0)
+      << log;
+  const nlohmann::json config = nlohmann::json::parse(test::read_file(out + "/config.json"));
+  EXPECT_EQ(config["target_layer_ids"], nlohmann::json::array({1, 2, 3})) << config.dump();
+}
+
 TEST(CliTrainDraft, BadOptionsFailWithOneClearLine) {
   const std::string prompts = prompt_file();
   const std::string base = dspark() + " train-draft -m " + tinystories() + " -o " + test::temp_dir() + "/d ";

@@ -3,6 +3,7 @@
 // Progress: a bar on a terminal, one JSON object per line otherwise (both on stderr).
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -62,7 +63,8 @@ DSparkConfig drafter_config(const TrainDraftOptions& o, const ModelConfig& targe
   s.markov_head = dflash ? MarkovHead::None : parse_markov_head(o.markov_head);
   s.markov_rank = s.markov_head == MarkovHead::None ? 0 : o.markov_rank;
   s.confidence_head = !dflash && !o.no_confidence;
-  s.n_taps = o.taps.empty() ? std::min(target.n_layers - 1, 5) : int(o.taps.size());
+  // By default up to 5 of the layers 1 .. L-2 (synth_dspark_config spreads them).
+  s.n_taps = o.taps.empty() ? std::clamp(target.n_layers - 2, 1, 5) : int(o.taps.size());
   if (o.block < 1) fail("--block must be at least 1");
   if (o.layers < 1) fail("--layers must be at least 1");
   DSparkConfig c = synth_dspark_config(target, s);
