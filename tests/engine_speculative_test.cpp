@@ -185,6 +185,32 @@ INSTANTIATE_TEST_SUITE_P(
                        ::testing::Values("dspark-fixed", "dspark-rnn", "dspark-threshold", "dspark-prefix",
                                          "dflash", "draft-model", "ngram", "oracle-right", "oracle-wrong")));
 
+// Without a confidence head the prefix scheduler goes by the acceptance measured so far: an
+// always-right drafter soon has its whole block verified, an always-wrong one a short prefix
+// (verification that costs more per token makes long wrong prefixes clearly not worth it).
+TEST(PrefixWithoutConfidenceHead, VerifiesWhatTheMeasuredAcceptancePaysFor) {
+  const LoadedModel lm = load_model(test::shared_model("tinystories-656k"));
+  ThreadPool pool(2);
+  const GenerateRequest req = greedy_request("Once upon a time", 120);
+  const GenerateResult plain = Generator(lm, pool).generate(req);
+  std::vector<int> ref = Generator(lm, pool).tokenize_prompt(req.prompt);
+  ref.insert(ref.end(), plain.tokens.begin(), plain.tokens.end());
+
+  SpecOptions so;
+  so.scheduler = SchedulerKind::Prefix;
+  so.draft_gate = false;  // every round drafts: the lengths alone are under test
+  so.verify_seconds = [](int tokens) { return 1e-3 * (1.0 + 0.3 * tokens); };
+  ReplayDrafter right(ref, 6);
+  SometimesWrongDrafter wrong(ref, 6, 1, lm.model->config.vocab_size);
+  const GenerateResult r = SpeculativeGenerator(lm, right, pool, so).generate(req);
+  const GenerateResult w = SpeculativeGenerator(lm, wrong, pool, so).generate(req);
+  EXPECT_EQ(r.tokens, plain.tokens);
+  EXPECT_EQ(w.tokens, plain.tokens);
+  EXPECT_GT(r.spec->tau(), 4.0);
+  EXPECT_EQ(w.spec->accepted, 0);
+  EXPECT_LT(double(w.spec->verified) / double(w.spec->rounds), 0.5);
+}
+
 // Copies of the caches' rows must equal a clean recomputation bit for bit.
 void expect_same_rows(const KVCache& a, const KVCache& b, int n_layers, int kv_dim, int n, const char* what) {
   ASSERT_GE(a.length(0), n);

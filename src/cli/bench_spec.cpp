@@ -136,7 +136,10 @@ void run_bench_spec(const SpecBenchOptions& o) {
       Drafter& drafter = *e.drafter;
       if (!e.generator) {
         SpecOptions so;
-        so.scheduler = choose_scheduler(o.scheduler, o.conf_threshold, o.draft_max, drafter);
+        // replay is the upper bound: every draft verified, unless asked otherwise.
+        so.scheduler = e.kind == "replay" && o.scheduler.empty()
+                           ? SchedulerKind::Fixed
+                           : choose_scheduler(o.scheduler, o.conf_threshold, o.draft_max);
         so.draft_max = std::min(o.draft_max, drafter.max_block());
         so.conf_threshold = std::max(o.conf_threshold, 0.0f);
         if (e.source && e.source->calibration) so.calibration = &*e.source->calibration;

@@ -40,7 +40,7 @@ GenerateResult generate_speculative(const GenerateOptions& o, const std::string&
   const auto drafter = make_drafter(*source, lm, pool, 1, std::min(context, n_prompt + req.max_tokens) + 1);
 
   SpecOptions so;
-  so.scheduler = choose_scheduler(o.scheduler, o.conf_threshold, o.draft_max, *drafter);
+  so.scheduler = choose_scheduler(o.scheduler, o.conf_threshold, o.draft_max);
   so.draft_max = o.draft_max;
   so.conf_threshold = o.conf_threshold >= 0 ? o.conf_threshold : 0.0f;
   if (o.conf_threshold > 1) fail("--conf-threshold ", o.conf_threshold, " is outside [0, 1]");
@@ -177,8 +177,8 @@ void add_generate(CLI::App& app) {
          "Verify drafts up to the first whose calibrated confidence is below X (threshold scheduler)")
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--scheduler", o->scheduler,
-                  "How many drafts to verify: fixed, threshold, or prefix (cost-aware; default with a "
-                  "confidence head)")
+                  "How many drafts to verify: fixed, threshold, or prefix (cost-aware, the default; "
+                  "without a confidence head it uses the acceptance rates measured so far)")
       ->check(CLI::IsMember({"fixed", "threshold", "prefix"}));
   CLI::Option* prompt_opt = cmd->get_option("--prompt");
   cmd->callback([o, prompt_opt] { run_generate(*o, prompt_opt->count() > 0); });

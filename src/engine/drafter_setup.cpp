@@ -99,12 +99,11 @@ std::unique_ptr<Drafter> make_drafter(const DrafterSource& source, const LoadedM
   fail("unknown drafter kind");
 }
 
-SchedulerKind choose_scheduler(const std::string& requested, float conf_threshold, int draft_max,
-                               const Drafter& drafter) {
+SchedulerKind choose_scheduler(const std::string& requested, float conf_threshold, int draft_max) {
   if (!requested.empty()) return parse_scheduler(requested);
   if (conf_threshold >= 0) return SchedulerKind::Threshold;
   if (draft_max > 0) return SchedulerKind::Fixed;
-  return drafter.has_confidence() ? SchedulerKind::Prefix : SchedulerKind::Fixed;
+  return SchedulerKind::Prefix;
 }
 
 std::function<double(int)> verify_cost_curve(const Model& target, ThreadPool& pool, int max_tokens,

@@ -50,10 +50,9 @@ std::unique_ptr<Drafter> make_drafter(const DrafterSource& source, const LoadedM
                                       ThreadPool& pool, int n_seqs, int max_positions);
 
 // The scheduler for the user's choices: `requested` when given, else threshold when a
-// threshold is given (>= 0), fixed when draft_max is (> 0), else prefix for a drafter with a
-// confidence head and fixed otherwise.
-SchedulerKind choose_scheduler(const std::string& requested, float conf_threshold, int draft_max,
-                               const Drafter& drafter);
+// threshold is given (>= 0), fixed when draft_max is (> 0), else prefix (which, for a
+// drafter without a confidence head, uses the acceptance rates measured so far).
+SchedulerKind choose_scheduler(const std::string& requested, float conf_threshold, int draft_max);
 
 // Seconds of one target forward over T tokens, for the prefix scheduler: the cached cost
 // profile of this model on this machine, measured now (a few seconds) when there is none.

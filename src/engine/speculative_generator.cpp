@@ -16,9 +16,9 @@ void validate_spec_options(const SpecOptions& o, const Drafter& drafter) {
          " drafter's block)");
   if (!(o.conf_threshold >= 0.0f && o.conf_threshold <= 1.0f))
     fail("--conf-threshold ", o.conf_threshold, " is outside [0, 1]");
-  if (o.scheduler != SchedulerKind::Fixed && !drafter.has_confidence())
-    fail("the ", scheduler_name(o.scheduler), " scheduler needs confidences; the ", drafter.name(),
-         " drafter has no confidence head (use --scheduler fixed)");
+  if (o.scheduler == SchedulerKind::Threshold && !drafter.has_confidence())
+    fail("the threshold scheduler needs confidences; the ", drafter.name(),
+         " drafter has no confidence head (use --scheduler fixed or prefix)");
   if (o.scheduler == SchedulerKind::Prefix && !o.verify_seconds)
     fail("the prefix scheduler needs the target's cost curve");
   if (!o.accept) fail("no acceptance rule");
@@ -34,13 +34,29 @@ int SpeculativeGenerator::verify_length(const DraftBlock& block, float temperatu
   const int drafted = int(block.tokens.size());
   if (options_.scheduler == SchedulerKind::Fixed) return drafted;
   const CalibrationFit* fit = options_.calibration ? options_.calibration->nearest(temperature) : nullptr;
-  const int n = std::min(drafted, int(block.confidence.size()));
+  // Without a confidence head, position k's confidence is its acceptance rate so far, pulled
+  // towards position k-1's (1/2 for the first) by two rounds' worth of weight: a position the
+  // scheduler has not tried yet is expected to do as well as the one before it, so a good
+  // drafter's block keeps growing while a poor one's stays short.
+  const bool measured = block.confidence.empty();
+  const int n = measured ? drafted : std::min(drafted, int(block.confidence.size()));
+  if (measured && int(reached_.size()) < n) {
+    reached_.resize(size_t(n), 0);
+    accepted_at_.resize(size_t(n), 0);
+  }
   confidence_.resize(size_t(n));
   survival_.resize(size_t(n));
-  float a = 1.0f;
+  float a = 1.0f, prior = 0.5f;
   for (int k = 0; k < n; ++k) {
-    confidence_[size_t(k)] = calibrated_confidence(block.confidence[size_t(k)], fit, k);
-    survival_[size_t(k)] = a *= confidence_[size_t(k)];
+    float c;
+    if (measured) {
+      c = float((double(accepted_at_[size_t(k)]) + 2.0 * prior) / double(reached_[size_t(k)] + 2));
+      prior = c;
+    } else {
+      c = calibrated_confidence(block.confidence[size_t(k)], fit, k);
+    }
+    confidence_[size_t(k)] = c;
+    survival_[size_t(k)] = a *= c;
   }
   if (options_.scheduler == SchedulerKind::Threshold)
     return threshold_length(confidence_.data(), n, options_.conf_threshold);
@@ -191,6 +207,10 @@ GenerateResult SpeculativeGenerator::generate(const GenerateRequest& req,
       cost_scale_ = cost_scale_ > 0 ? 0.8 * cost_scale_ + 0.2 * ratio : ratio;
     }
     st.add_round(int(drafts.tokens.size()), verified, std::min(v.accepted, verified), committed);
+    for (int k = 0; k < std::min(verified, int(reached_.size())) && k <= v.accepted; ++k) {
+      ++reached_[size_t(k)];
+      if (k < v.accepted) ++accepted_at_[size_t(k)];
+    }
     if (options_.on_round) {
       RoundRecord rec;
       rec.confidence = drafts.confidence;
