@@ -382,7 +382,8 @@ void add_bench(CLI::App& app) {
                   "spec: block of the always-right replay drafter, the upper bound (0: leave it out)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--scheduler", o->spec.scheduler, "spec: fixed, threshold or prefix (default: per drafter)")
+  cmd->add_option("--scheduler", o->spec.scheduler,
+                  "spec: fixed, threshold or prefix (default: prefix; replay: fixed)")
       ->check(CLI::IsMember({"fixed", "threshold", "prefix"}));
   cmd->add_option("--draft-max", o->spec.draft_max, "spec: drafts verified per round (fixed)")
       ->check(CLI::PositiveNumber);
