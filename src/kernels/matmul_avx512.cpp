@@ -255,24 +255,18 @@ DSPARK_AVX512_INLINE void float_tile_seq(const RowsArgs& a, int64_t r0, size_t a
 // whose weight vectors serve every token of the tile at once (measured on Zen 4: the
 // sequential order wins for one token up to 4096 values, for 2-4 tokens up to 512).
 constexpr int64_t kSequentialCols1 = 4096, kSequentialCols = 512;
-// Tokens per call: 8 for F32 and F16, so a verification of 8 tokens reads each weight
-// vector once; BF16 keeps 4 (its 2 x 8 activation registers would not fit beside 16 sums).
-constexpr int kFloatTile = 8, kBf16Tile = 4;
+constexpr int kFloatTile = 4;
 
 template <class W, int T>
 DSPARK_AVX512 void float_rows(const RowsArgs& a) {
-  constexpr int kRows = T <= 4 ? 4 : 16 / T;  // rows of the interleaved tile: R x T <= 16 sums
   int64_t r = 0;
   if (a.cols <= (T == 1 ? kSequentialCols1 : kSequentialCols)) {
-    constexpr int kWide = 16 / T >= 16  ? 16
-                          : 16 / T >= 8 ? 8
-                          : 16 / T >= 4 ? 4
-                                        : 16 / T;  // one reduce16 per tile
+    constexpr int kWide = 16 / T >= 16 ? 16 : 16 / T >= 8 ? 8 : 4;  // one reduce16 per tile
     for (; r + kWide <= a.n_rows; r += kWide) float_tile_seq<W, kWide, T>(a, r, kPrefetchBytes);
     for (; r < a.n_rows; ++r) float_tile_seq<W, 1, T>(a, r, kPrefetchBytes);
     return;
   }
-  for (; r + kRows <= a.n_rows; r += kRows) float_tile<W, kRows, T>(a, r, kPrefetchBytes);
+  for (; r + 4 <= a.n_rows; r += 4) float_tile<W, 4, T>(a, r, kPrefetchBytes);
   for (; r < a.n_rows; ++r) float_tile<W, 1, T>(a, r, kPrefetchBytes);
 }
 
@@ -632,7 +626,7 @@ struct IntRows {
 const MatmulKernel kKernels[] = {
     {kFloatTile, nullptr, nullptr, rows_any<kFloatTile, FloatRows<F32Weights>::Of>},                   // F32
     {kFloatTile, nullptr, nullptr, rows_any<kFloatTile, FloatRows<F16Weights>::Of>},                   // F16
-    {kBf16Tile, bf16_act_bytes, prepare_bf16, rows_any<kBf16Tile, FloatRows<Bf16Weights>::Of>},        // BF16
+    {kFloatTile, bf16_act_bytes, prepare_bf16, rows_any<kFloatTile, FloatRows<Bf16Weights>::Of>},      // BF16
     {kIntTile, act_bytes<kLayout32>, prepare_q8_0<128>, rows_any<kIntTile, IntRows<Q8_0Kernel>::Of>},  // Q8_0
     {kIntTile, act_bytes<kLayout32>, prepare_q8_0<8>, rows_any<kIntTile, IntRows<Q4_0Kernel>::Of>},    // Q4_0
     {kIntTile, act_bytes<kLayoutQ4K>, prepare_q4_k, rows_any<kIntTile, IntRows<Q4_KKernel>::Of>},      // Q4_K
