@@ -13,7 +13,7 @@
 #
 # Every step is deterministic for a given machine's kernels and resumable: after an
 # interruption, run the script again and each trainer continues from its last checkpoint.
-# On this project's 2-core machines step 3 takes about 1 h 10 min and step 4 about 25 min.
+# On this project's 2-core machines step 3 takes about 1 h 10 min and step 4 about 20 min.
 # The results are left in WORKDIR; the last lines print how to install them as the default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,7 +35,7 @@ $dspark train-lm -o "$work/target" --corpus build/corpus/kjv-train.txt --heldout
 awk -v RS= -v ORS='\n\n' 'NR % 3 == 1' build/corpus/kjv-train.txt >"$work/drafter-corpus.txt"
 $dspark train-draft -m "$work/target/model.gguf" -o "$work/dspark" --corpus "$work/drafter-corpus.txt" \
   --cache "$work/drafter-cache" --seq-len 256 --kind dspark --layers 1 --block 7 --markov-rank 32 \
-  --steps 150 --batch 8 --lr 1e-2 --seed 42 --save-every 25 --log-every 5
+  --steps 400 --batch 8 --lr 1e-2 --seed 42 --save-every 25 --log-every 5
 
 $dspark calibrate -m "$work/target/model.gguf" -d "$work/dspark" --prompts data/prompts/kjv-calibrate.txt \
   --temps 0,1 -n 128 --seed 7

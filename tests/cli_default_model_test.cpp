@@ -74,5 +74,36 @@ TEST(CliDefaultModel, ContradictoryOptionsFail) {
   EXPECT_THAT(out, HasSubstr("contradict"));
 }
 
+// The model and drafter in models/: a valid GGUF of the stated shape, and greedy decoding with
+// the shipped drafter, calibrated and scheduled, gives the plain output.
+TEST(CliDefaultModel, ShippedModelIsValidAndItsDrafterKeepsTheGreedyOutput) {
+  const std::string base = "env -u DSPARK_MODEL_DIR " + dspark();
+  const nlohmann::json info = run_json(base + " info --json");
+  EXPECT_THAT(info["path"].get<std::string>(), ::testing::EndsWith("models/default.gguf"));
+  EXPECT_EQ(info["architecture"], "llama");
+  EXPECT_GE(info["parameters"].get<int64_t>(), 5'000'000);
+  EXPECT_EQ(info["parameters_by_type"]["F32"], info["parameters"]);  // runs from DRAM: 43 MiB > L3
+  EXPECT_EQ(info["tokenizer_vocab"], info["vocab_size"]);
+  const nlohmann::json raw = run_json(base + " info --gguf --json " + info["path"].get<std::string>());
+  EXPECT_EQ(raw["metadata"]["general.architecture"], "llama");
+  EXPECT_EQ(raw["metadata"]["tokenizer.ggml.model"], "gpt2");
+  EXPECT_EQ(raw["metadata"]["llama.block_count"], info["layers"]);
+
+  const std::string gen = base + " generate 'And God said unto Moses' -n 48 --temp 0 --json";
+  std::string log;
+  const nlohmann::json spec = run_json(gen, &log);
+  EXPECT_THAT(log, HasSubstr("default-dspark"));
+  EXPECT_THAT(log, HasSubstr("scheduler prefix, calibrated"));
+  ASSERT_TRUE(spec.contains("spec"));
+  const nlohmann::json plain = run_json(gen + " --spec none");
+  EXPECT_EQ(spec["tokens"], plain["tokens"]);
+  EXPECT_EQ(spec["text"], plain["text"]);
+  // The prefix scheduler's choices depend on measured times; the fixed one verifies every
+  // draft, so the drafter's drafts are surely put to the test.
+  const nlohmann::json fixed = run_json(gen + " --scheduler fixed");
+  EXPECT_EQ(fixed["tokens"], plain["tokens"]);
+  EXPECT_GT(fixed["spec"]["accepted_tokens"].get<int>(), 0);
+}
+
 }  // namespace
 }  // namespace dspark
