@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -14,6 +13,7 @@
 #include "draft/replay_drafter.h"
 #include "engine/cost_profile.h"
 #include "engine/drafter_setup.h"
+#include "engine/prompt_file.h"
 #include "engine/speculative_generator.h"
 
 namespace dspark::cli {
@@ -32,13 +32,7 @@ const char* const kPrompts[] = {
 
 std::vector<std::string> load_prompts(const std::string& path) {
   if (path.empty()) return {std::begin(kPrompts), std::end(kPrompts)};
-  std::ifstream f(path);
-  if (!f) fail(path, ": cannot read the prompt file");
-  std::vector<std::string> out;
-  for (std::string line; std::getline(f, line);)
-    if (!line.empty()) out.push_back(line);
-  if (out.empty()) fail(path, ": no prompts (one per line)");
-  return out;
+  return read_prompt_file(path);  // '#' comment lines skipped, as for eval and calibrate
 }
 
 double median(std::vector<double> xs) {
