@@ -13,7 +13,7 @@
 #
 # Every step is deterministic for a given machine's kernels and resumable: after an
 # interruption, run the script again and each trainer continues from its last checkpoint.
-# On this project's 2-core machines step 3 takes about 1 h 10 min and step 4 about 20 min.
+# On this project's 2-core machines step 3 takes about 1 h 20 min and step 4 about 25 min.
 # The results are left in WORKDIR; the last lines print how to install them as the default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
