@@ -40,17 +40,16 @@ int SpeculativeGenerator::verify_length(const DraftBlock& block, float temperatu
   // drafter's block keeps growing while a poor one's stays short.
   const bool measured = block.confidence.empty();
   const int n = measured ? drafted : std::min(drafted, int(block.confidence.size()));
-  if (measured && int(reached_.size()) < n) {
-    reached_.resize(size_t(n), 0);
-    accepted_at_.resize(size_t(n), 0);
-  }
   confidence_.resize(size_t(n));
   survival_.resize(size_t(n));
   float a = 1.0f, prior = 0.5f;
   for (int k = 0; k < n; ++k) {
     float c;
     if (measured) {
-      c = float((double(accepted_at_[size_t(k)]) + 2.0 * prior) / double(reached_[size_t(k)] + 2));
+      const bool seen = size_t(k) < history_.reached.size();
+      const double accepted = seen ? double(history_.accepted_at[size_t(k)]) : 0.0;
+      const double reached = seen ? double(history_.reached[size_t(k)]) : 0.0;
+      c = float((accepted + 2.0 * prior) / (reached + 2.0));
       prior = c;
     } else {
       c = calibrated_confidence(block.confidence[size_t(k)], fit, k);
@@ -207,10 +206,7 @@ GenerateResult SpeculativeGenerator::generate(const GenerateRequest& req,
       cost_scale_ = cost_scale_ > 0 ? 0.8 * cost_scale_ + 0.2 * ratio : ratio;
     }
     st.add_round(int(drafts.tokens.size()), verified, std::min(v.accepted, verified), committed);
-    for (int k = 0; k < std::min(verified, int(reached_.size())) && k <= v.accepted; ++k) {
-      ++reached_[size_t(k)];
-      if (k < v.accepted) ++accepted_at_[size_t(k)];
-    }
+    history_.add_round(int(drafts.tokens.size()), verified, std::min(v.accepted, verified), committed);
     if (options_.on_round) {
       RoundRecord rec;
       rec.confidence = drafts.confidence;

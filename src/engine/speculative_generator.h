@@ -17,6 +17,7 @@
 #include "spec/acceptance.h"
 #include "spec/calibration.h"
 #include "spec/scheduler.h"
+#include "spec/stats.h"
 
 namespace dspark {
 
@@ -83,9 +84,9 @@ class SpeculativeGenerator {
   DraftGate gate_;
   double cost_scale_ = 0;
   std::vector<float> confidence_, survival_;  // [block] calibrated c_k and products a_k
-  // For a drafter without a confidence head: per position, rounds that verified it with
-  // every earlier draft accepted, and of those the rounds that accepted it (all requests).
-  std::vector<int64_t> reached_, accepted_at_;
+  // Every round of every request so far: for a drafter without a confidence head, its
+  // per-position acceptance stands in for confidences.
+  SpecStats history_;
 };
 
 }  // namespace dspark
