@@ -8,11 +8,13 @@ cd "$(dirname "$0")/.."
 packages=(
   cmake g++ make pkg-config            # build
   nlohmann-json3-dev libpcre2-dev libcli11-dev  # JSON, Unicode regexes, command line
+  libcpp-httplib-dev                   # the HTTP server (dspark serve)
   libgtest-dev libgmock-dev            # tests
   python3-numpy                        # the NumPy reference oracle used by tests
   gnuplot-nox                          # PNG plots of dspark eval
   clang libclang-rt-14-dev clang-format  # fuzzing, sanitizers, format check
-  nodejs                               # an independent GGUF reader for tests (tests/gguf_js)
+  nodejs                               # independent clients in tests (tests/gguf_js, tests/openai_js)
+  prometheus                           # promtool checks the server's /metrics
 )
 missing=()
 for p in "${packages[@]}"; do
