@@ -45,7 +45,7 @@ GenerateResult generate_speculative(const GenerateOptions& o, const std::string&
   so.conf_threshold = o.conf_threshold >= 0 ? o.conf_threshold : 0.0f;
   if (o.conf_threshold > 1) fail("--conf-threshold ", o.conf_threshold, " is outside [0, 1]");
   if (source->calibration) so.calibration = &*source->calibration;
-  if (so.scheduler == SchedulerKind::Prefix) {
+  if (so.scheduler == SchedulerKind::Prefix || so.scheduler == SchedulerKind::Async) {
     bool measured = false;
     so.verify_seconds = verify_cost_curve(*lm.model, pool, drafter->max_block() + 1, &measured);
     if (measured) std::fprintf(stderr, "measured the target's cost curve (cached for next time)\n");
@@ -177,9 +177,10 @@ void add_generate(CLI::App& app) {
          "Verify drafts up to the first whose calibrated confidence is below X (threshold scheduler)")
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--scheduler", o->scheduler,
-                  "How many drafts to verify: fixed, threshold, or prefix (cost-aware, the default; "
-                  "without a confidence head it uses the acceptance rates measured so far)")
-      ->check(CLI::IsMember({"fixed", "threshold", "prefix"}));
+                  "How many drafts to verify: fixed, threshold, prefix (cost-aware, the default; "
+                  "without a confidence head it uses the acceptance rates measured so far), async "
+                  "(prefix capacity from two rounds before), none (draft nothing)")
+      ->check(CLI::IsMember({"none", "fixed", "threshold", "prefix", "async"}));
   CLI::Option* prompt_opt = cmd->get_option("--prompt");
   cmd->callback([o, prompt_opt] { run_generate(*o, prompt_opt->count() > 0); });
 }

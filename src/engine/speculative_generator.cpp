@@ -6,6 +6,7 @@
 #include "core/timer.h"
 #include "model/kv_cache.h"
 #include "model/transformer.h"
+#include "spec/survival.h"
 
 namespace dspark {
 
@@ -19,8 +20,8 @@ void validate_spec_options(const SpecOptions& o, const Drafter& drafter) {
   if (o.scheduler == SchedulerKind::Threshold && !drafter.has_confidence())
     fail("the threshold scheduler needs confidences; the ", drafter.name(),
          " drafter has no confidence head (use --scheduler fixed or prefix)");
-  if (o.scheduler == SchedulerKind::Prefix && !o.verify_seconds)
-    fail("the prefix scheduler needs the target's cost curve");
+  if ((o.scheduler == SchedulerKind::Prefix || o.scheduler == SchedulerKind::Async) && !o.verify_seconds)
+    fail("the ", scheduler_name(o.scheduler), " scheduler needs the target's cost curve");
   if (!o.accept) fail("no acceptance rule");
 }
 
@@ -34,33 +35,19 @@ int SpeculativeGenerator::verify_length(const DraftBlock& block, float temperatu
   const int drafted = int(block.tokens.size());
   if (options_.scheduler == SchedulerKind::Fixed) return drafted;
   const CalibrationFit* fit = options_.calibration ? options_.calibration->nearest(temperature) : nullptr;
-  // Without a confidence head, position k's confidence is its acceptance rate so far, pulled
-  // towards position k-1's (1/2 for the first) by two rounds' worth of weight: a position the
-  // scheduler has not tried yet is expected to do as well as the one before it, so a good
-  // drafter's block keeps growing while a poor one's stays short.
-  const bool measured = block.confidence.empty();
-  const int n = measured ? drafted : std::min(drafted, int(block.confidence.size()));
-  confidence_.resize(size_t(n));
-  survival_.resize(size_t(n));
-  float a = 1.0f, prior = 0.5f;
-  for (int k = 0; k < n; ++k) {
-    float c;
-    if (measured) {
-      const bool seen = size_t(k) < history_.reached.size();
-      const double accepted = seen ? double(history_.accepted_at[size_t(k)]) : 0.0;
-      const double reached = seen ? double(history_.reached[size_t(k)]) : 0.0;
-      c = float((accepted + 2.0 * prior) / (reached + 2.0));
-      prior = c;
-    } else {
-      c = calibrated_confidence(block.confidence[size_t(k)], fit, k);
-    }
-    confidence_[size_t(k)] = c;
-    survival_[size_t(k)] = a *= c;
-  }
+  draft_survival(block, fit, history_, confidence_, survival_);
+  const int n = int(survival_.size());
   if (options_.scheduler == SchedulerKind::Threshold)
     return threshold_length(confidence_.data(), n, options_.conf_threshold);
-  return prefix_length(survival_.data(), n, draft_seconds,
-                       [this](int tokens) { return verify_cost(tokens); });
+  const auto cost = [this](int tokens) { return verify_cost(tokens); };
+  const int prefix = prefix_length(survival_.data(), n, draft_seconds, cost);
+  if (options_.scheduler == SchedulerKind::Prefix) return prefix;
+  // async: what the prefix scheduler admitted two rounds ago (now, in the first two rounds),
+  // without the early stop.
+  const int capacity = async_capacity_[0] < 0 ? prefix : async_capacity_[0];
+  async_capacity_[0] = async_capacity_[1];
+  async_capacity_[1] = prefix;
+  return std::min(capacity, n);
 }
 
 double SpeculativeGenerator::verify_cost(int tokens) const {
@@ -134,8 +121,10 @@ GenerateResult SpeculativeGenerator::generate(const GenerateRequest& req,
     // A round commits at most n + 1 tokens and writes positions s..s+n to the cache.
     int max_n = std::min({block, max_new - int(res.tokens.size()) - 1, capacity - s - 1});
     if (options_.scheduler == SchedulerKind::Fixed) max_n = std::min(max_n, fixed_max);
-    bool draft = max_n > 0;
-    const bool gated = options_.scheduler == SchedulerKind::Prefix && options_.draft_gate;
+    bool draft = max_n > 0 && options_.scheduler != SchedulerKind::None;
+    const bool gated =
+        (options_.scheduler == SchedulerKind::Prefix || options_.scheduler == SchedulerKind::Async) &&
+        options_.draft_gate;
     if (draft && gated && !gate_.should_draft(verify_cost(1))) {
       draft = false;
       ++st.skipped_rounds;

@@ -84,6 +84,7 @@ class SpeculativeGenerator {
   DraftGate gate_;
   double cost_scale_ = 0;
   std::vector<float> confidence_, survival_;  // [block] calibrated c_k and products a_k
+  int async_capacity_[2] = {-1, -1};          // prefix lengths of the last two rounds (-1: none)
   // Every round of every request so far: for a drafter without a confidence head, its
   // per-position acceptance stands in for confidences.
   SpecStats history_;

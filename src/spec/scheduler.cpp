@@ -1,6 +1,7 @@
 #include "spec/scheduler.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
 
@@ -8,21 +9,25 @@ namespace dspark {
 
 const char* scheduler_name(SchedulerKind k) {
   switch (k) {
+    case SchedulerKind::None:
+      return "none";
     case SchedulerKind::Fixed:
       return "fixed";
     case SchedulerKind::Threshold:
       return "threshold";
     case SchedulerKind::Prefix:
       return "prefix";
+    case SchedulerKind::Async:
+      return "async";
   }
   return "?";
 }
 
 SchedulerKind parse_scheduler(const std::string& name) {
-  if (name == "fixed") return SchedulerKind::Fixed;
-  if (name == "threshold") return SchedulerKind::Threshold;
-  if (name == "prefix") return SchedulerKind::Prefix;
-  fail("unknown scheduler '", name, "' (expected fixed, threshold or prefix)");
+  for (SchedulerKind k : {SchedulerKind::None, SchedulerKind::Fixed, SchedulerKind::Threshold,
+                          SchedulerKind::Prefix, SchedulerKind::Async})
+    if (name == scheduler_name(k)) return k;
+  fail("unknown scheduler '", name, "' (expected none, fixed, threshold, prefix or async)");
 }
 
 int threshold_length(const float* confidence, int n, float threshold) {
@@ -31,26 +36,36 @@ int threshold_length(const float* confidence, int n, float threshold) {
   return k;
 }
 
-std::vector<int> schedule_prefixes(const std::vector<std::vector<float>>& survival, double draft_seconds,
-                                   const std::function<double(int)>& verify_seconds) {
-  struct Candidate {
-    float a;
-    int pos, request;
-  };
+namespace {
+
+struct Candidate {
+  float a;
+  int pos, request;
+};
+
+// Every (request, position) with survival > 0, by survival descending, then position, then
+// request: never by the draft token itself.
+std::vector<Candidate> ranked_candidates(const std::vector<std::vector<float>>& survival) {
   std::vector<Candidate> c;
   for (size_t r = 0; r < survival.size(); ++r)
     for (size_t j = 0; j < survival[r].size(); ++j)
       if (survival[r][j] > 0.0f) c.push_back({survival[r][j], int(j), int(r)});
-  // Survival descending, then position, then request: never the draft token itself.
   std::sort(c.begin(), c.end(), [](const Candidate& x, const Candidate& y) {
     if (x.a != y.a) return x.a > y.a;
     if (x.pos != y.pos) return x.pos < y.pos;
     return x.request < y.request;
   });
+  return c;
+}
 
+}  // namespace
+
+std::vector<int> schedule_prefixes(const std::vector<std::vector<float>>& survival, double draft_seconds,
+                                   const std::function<double(int)>& verify_seconds, int other_tokens) {
+  const std::vector<Candidate> c = ranked_candidates(survival);
   const int R = int(survival.size());
   std::vector<int> length(size_t(R), 0), best_length = length;
-  int tokens = R;
+  int tokens = other_tokens + R;
   double tau = R;
   double best = tau / (draft_seconds + verify_seconds(tokens));
   for (const Candidate& x : c) {
@@ -66,6 +81,16 @@ std::vector<int> schedule_prefixes(const std::vector<std::vector<float>>& surviv
     best_length = length;
   }
   return best_length;
+}
+
+std::vector<int> top_k_prefixes(const std::vector<std::vector<float>>& survival, int capacity) {
+  std::vector<int> length(survival.size(), 0);
+  for (const Candidate& x : ranked_candidates(survival)) {
+    if (capacity-- <= 0) break;
+    // In ranked order a request's positions come in order, so this extends its prefix.
+    length[size_t(x.request)] = std::max(length[size_t(x.request)], x.pos + 1);
+  }
+  return length;
 }
 
 int prefix_length(const float* survival, int n, double draft_seconds,
@@ -112,5 +137,51 @@ void DraftGate::record_round(int committed, double seconds, double plain_step_se
 }
 
 double DraftGate::speculative_rate() const { return seconds_ > 0 ? tokens_ / seconds_ : 0.0; }
+
+StepDraftGate::StepDraftGate(int probe_every, int max_probe_every)
+    : first_probe_every_(probe_every), max_probe_every_(max_probe_every), probe_every_(probe_every) {
+  if (probe_every < 1 || max_probe_every < probe_every)
+    fail("draft gate: probe intervals must satisfy 1 <= ", probe_every, " <= ", max_probe_every);
+}
+
+bool StepDraftGate::pays(int R, int other, const std::function<double(int)>& verify_seconds) const {
+  const double plain_rate = R / verify_seconds(other + R);
+  const int tokens = other + R + int(std::lround(R * verified_));
+  const double spec_rate = R * tau_ / (R * draft_seconds_ + verify_seconds(tokens));
+  return spec_rate >= plain_rate;
+}
+
+bool StepDraftGate::should_draft(int R, int other, const std::function<double(int)>& verify_seconds) {
+  probing_ = false;
+  if (R <= 0) return false;
+  if (steps_ == 0 || pays(R, other, verify_seconds)) {
+    skipped_ = 0;
+    return true;
+  }
+  if (skipped_ >= probe_every_) {
+    skipped_ = 0;
+    probing_ = true;
+    return true;
+  }
+  ++skipped_;
+  return false;
+}
+
+void StepDraftGate::record_step(int R, int committed, int verified, double draft_seconds,
+                                const std::function<double(int)>& verify_seconds, int other) {
+  if (R <= 0) return;
+  const double tau = double(committed) / R, v = double(verified) / R, d = draft_seconds / R;
+  if (steps_++ == 0) {
+    tau_ = tau, verified_ = v, draft_seconds_ = d;
+  } else {
+    tau_ = kDecay * tau_ + (1 - kDecay) * tau;
+    verified_ = kDecay * verified_ + (1 - kDecay) * v;
+    draft_seconds_ = kDecay * draft_seconds_ + (1 - kDecay) * d;
+  }
+  if (pays(R, other, verify_seconds))
+    probe_every_ = first_probe_every_;
+  else if (probing_)
+    probe_every_ = std::min(2 * probe_every_, max_probe_every_);
+}
 
 }  // namespace dspark

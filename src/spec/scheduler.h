@@ -1,5 +1,6 @@
 // How many drafts to verify (DSPARK.md 4 step 4, 5 and 9).
 //
+//   none       do not draft (plain decoding).
 //   fixed      verify the first N drafts.
 //   threshold  verify up to the first position whose own calibrated confidence c_k is below X
 //              (a per-position test, as in the reference evaluator).
@@ -8,6 +9,9 @@
 //              by position, then by request) while the expected committed tokens per second of
 //              the whole step, tau* / (t_draft + t_verify(tokens)), keeps increasing; stop at
 //              the first decrease (the early stop keeps it lossless: paper, App. A).
+//   async      the production variant (paper 5.2): the step's capacity K is the number of
+//              drafts the prefix scheduler admitted two steps earlier; the top K positions by
+//              current survival are verified, without an early stop.
 //
 // Each decision about position j depends only on drafts before j, so the output is the
 // target's whatever is chosen. DraftGate decides, before drafting and from earlier rounds
@@ -20,10 +24,10 @@
 
 namespace dspark {
 
-enum class SchedulerKind { Fixed, Threshold, Prefix };
+enum class SchedulerKind { None, Fixed, Threshold, Prefix, Async };
 
 const char* scheduler_name(SchedulerKind k);
-// "fixed", "threshold", "prefix"; Error otherwise.
+// "none", "fixed", "threshold", "prefix", "async"; Error otherwise.
 SchedulerKind parse_scheduler(const std::string& name);
 
 // The number of leading drafts whose confidence is at least `threshold`.
@@ -31,9 +35,14 @@ int threshold_length(const float* confidence, int n, float threshold);
 
 // survival[r][j] = a_{r,j} for request r's draft j (non-increasing in j). verify_seconds(T):
 // the target's time for one forward over T tokens. Returns how many drafts of each request to
-// verify. Every request verifies its anchor, so the step has R + sum(lengths) tokens.
+// verify. Every request verifies its anchor, and `other_tokens` (prompt chunks of joining
+// requests) ride in the same forward, so the step has other + R + sum(lengths) tokens.
 std::vector<int> schedule_prefixes(const std::vector<std::vector<float>>& survival, double draft_seconds,
-                                   const std::function<double(int)>& verify_seconds);
+                                   const std::function<double(int)>& verify_seconds, int other_tokens = 0);
+
+// The `capacity` positions of highest survival over all requests (same order as above),
+// as a length per request: the async scheduler's admission, without an early stop.
+std::vector<int> top_k_prefixes(const std::vector<std::vector<float>>& survival, int capacity);
 
 // One request's prefix: schedule_prefixes with R = 1.
 int prefix_length(const float* survival, int n, double draft_seconds,
@@ -60,6 +69,30 @@ class DraftGate {
   const int first_probe_every_, max_probe_every_;
   int probe_every_;
   bool probing_ = false;  // the last round drafted only because of a probe
+};
+
+// DraftGate for a batch of requests: whether the whole step drafts. Because the load
+// changes from step to step, it predicts rather than replays: from earlier drafting steps
+// it keeps per request the tokens committed (tau), the drafts verified and the drafting
+// time, and drafts when R * tau / (R * t_draft + t_verify(other + R * (1 + verified))) is at
+// least the plain step's R / t_verify(other + R). Skipped steps are probed like DraftGate's.
+class StepDraftGate {
+ public:
+  explicit StepDraftGate(int probe_every = 8, int max_probe_every = 512);
+
+  // requests: requests decoding this step; other_tokens: prompt tokens in the same forward.
+  bool should_draft(int requests, int other_tokens, const std::function<double(int)>& verify_seconds);
+  // A step that drafted: totals over its requests.
+  void record_step(int requests, int committed, int verified, double draft_seconds,
+                   const std::function<double(int)>& verify_seconds, int other_tokens);
+
+ private:
+  bool pays(int requests, int other_tokens, const std::function<double(int)>& verify_seconds) const;
+  double tau_ = 0, verified_ = 0, draft_seconds_ = 0;  // moving averages per request
+  int steps_ = 0, skipped_ = 0;
+  const int first_probe_every_, max_probe_every_;
+  int probe_every_;
+  bool probing_ = false;
 };
 
 }  // namespace dspark
