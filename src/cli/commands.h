@@ -15,6 +15,7 @@ void add_eval(CLI::App& app);
 void add_train_draft(CLI::App& app);
 void add_train_tokenizer(CLI::App& app);
 void add_train_lm(CLI::App& app);
+void add_serve(CLI::App& app);
 
 // Resolves -m: the given path, or the project's default model.
 std::string model_path_or_default(const std::string& given);

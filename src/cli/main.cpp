@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   dspark::cli::add_train_draft(app);
   dspark::cli::add_train_tokenizer(app);
   dspark::cli::add_train_lm(app);
+  dspark::cli::add_serve(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -12,11 +12,15 @@ namespace dspark {
 Generator::Generator(const LoadedModel& model, ThreadPool& pool) : lm_(model), pool_(pool) {}
 
 std::vector<int> Generator::tokenize_prompt(const std::string& prompt) const {
+  return dspark::tokenize_prompt(lm_, prompt);
+}
+
+std::vector<int> tokenize_prompt(const LoadedModel& lm, const std::string& prompt) {
   std::vector<int> ids;
   // BOS when the tokenizer asks for it, and always for an empty prompt (-p "").
-  const int bos = lm_.model->tokens.bos;
-  if (bos >= 0 && (lm_.tokenizer->add_bos_default() || prompt.empty())) ids.push_back(bos);
-  const std::vector<int> text = lm_.tokenizer->encode(prompt, false);
+  const int bos = lm.model->tokens.bos;
+  if (bos >= 0 && (lm.tokenizer->add_bos_default() || prompt.empty())) ids.push_back(bos);
+  const std::vector<int> text = lm.tokenizer->encode(prompt, false);
   ids.insert(ids.end(), text.begin(), text.end());
   if (ids.empty()) fail("the prompt is empty and the model has no beginning-of-sequence token");
   return ids;

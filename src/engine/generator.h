@@ -37,6 +37,10 @@ struct GenerateResult {
   }
 };
 
+// Prompt tokens as the model sees them: BOS (when the model has one) then the text. Error
+// for an empty prompt of a model without BOS.
+std::vector<int> tokenize_prompt(const LoadedModel& model, const std::string& prompt);
+
 class Generator {
  public:
   Generator(const LoadedModel& model, ThreadPool& pool);
