@@ -111,6 +111,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GgufFile& g) {
   if (model != "llama" && model != "gpt2")
     fail(label, ": tokenizer.ggml.model \"", model, "\" is not supported (expected \"llama\" or \"gpt2\")");
   const bool spm = model == "llama";
+  const std::string chat_template = g.get_string_or("tokenizer.chat_template", "");
 
   Vocab vocab;
   vocab.label = label;
@@ -161,8 +162,10 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GgufFile& g) {
     config.space = kSpace;
     config.add_space_prefix = vocab.strip_leading_space;
     config.bytes_first = false;
-    return std::make_unique<ScoreBpeTokenizer>(std::move(vocab), std::move(scores), std::move(mergeable),
-                                               std::move(literals), config);
+    auto tok = std::make_unique<ScoreBpeTokenizer>(std::move(vocab), std::move(scores), std::move(mergeable),
+                                                   std::move(literals), config);
+    tok->set_chat_template(chat_template);
+    return tok;
   }
 
   const std::vector<std::string> merge_rules = g.get_string_array("tokenizer.ggml.merges");
@@ -191,8 +194,10 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GgufFile& g) {
   for (const char* pattern : pre.patterns)
     config.pre_tokenizer.add_split(std::make_shared<Regex>(pattern, false, label), SplitBehavior::kIsolated,
                                    false);
-  return std::make_unique<RankBpeTokenizer>(std::move(vocab), std::move(merges), std::move(literals),
-                                            std::move(config));
+  auto tok = std::make_unique<RankBpeTokenizer>(std::move(vocab), std::move(merges), std::move(literals),
+                                                std::move(config));
+  tok->set_chat_template(chat_template);
+  return tok;
 }
 
 }  // namespace dspark

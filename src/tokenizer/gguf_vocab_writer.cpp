@@ -1,6 +1,6 @@
-// Writing a tokenizer as GGUF metadata (tokenizer.ggml.*) that Tokenizer::from_gguf reads
-// back to the same tokenizer. Every export is checked against the reader's own rules
-// (gguf_vocab::token_role): a token that would decode differently, a literal token that
+// Writing a tokenizer as GGUF metadata (tokenizer.ggml.*, and tokenizer.chat_template when
+// it has one) that Tokenizer::from_gguf reads back to the same tokenizer. Every export is checked against the
+// reader's own rules (gguf_vocab::token_role): a token that would decode differently, a literal token that
 // would not be matched the same way, or a text lookup that would find another id makes the
 // export fail with the token named, instead of writing a file that tokenizes differently.
 //
@@ -155,6 +155,11 @@ void check_lookups(const Vocab& v, const GgufVocab& g, const char* form, Relevan
   }
 }
 
+// The chat template travels with the vocabulary, so a converted model keeps it.
+void write_chat_template(GgufWriter& w, const std::string& source) {
+  if (!source.empty()) w.set_string("tokenizer.chat_template", source);
+}
+
 uint32_t special(int id) { return id >= 0 ? uint32_t(id) : gguf_vocab::kNoToken; }
 
 void write_llama_vocab(GgufWriter& w, const Vocab& v, const GgufVocab& g, const std::vector<float>& scores,
@@ -266,6 +271,7 @@ void ScoreBpeTokenizer::write_gguf(GgufWriter& w) const {
     }
 
   write_llama_vocab(w, v, g, merger_.scores(), config_.add_space_prefix);
+  write_chat_template(w, chat_template());
 }
 
 void RankBpeTokenizer::write_gguf(GgufWriter& w) const {
@@ -274,6 +280,7 @@ void RankBpeTokenizer::write_gguf(GgufWriter& w) const {
   } else {
     write_gguf_llama(w);
   }
+  write_chat_template(w, chat_template());
 }
 
 void RankBpeTokenizer::write_gguf_gpt2(GgufWriter& w) const {

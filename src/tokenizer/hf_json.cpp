@@ -1,6 +1,6 @@
 // Hugging Face tokenizer.json with a "BPE" model: vocabulary, merges, added tokens, and the
 // BOS/EOS choice (post-processor template, then tokenizer_config.json and
-// special_tokens_map.json beside the file, then well-known names).
+// special_tokens_map.json beside the file, then well-known names), and the chat template.
 #include "tokenizer/hf_json.h"
 
 #include <filesystem>
@@ -79,6 +79,35 @@ json read_side_file(const std::filesystem::path& dir, const char* name) {
   const std::string p = (dir / name).string();
   if (!file_exists(p)) return json();
   return parse_json_file(p);
+}
+
+// The chat template: tokenizer_config.json "chat_template", a string or a list of
+// {"name", "template"} (the one named "default", else the first); exports by newer
+// transformers keep it in chat_template.jinja instead. "" when there is none.
+std::string read_chat_template(const json& cfg, const std::filesystem::path& dir) {
+  const std::string where = (dir / "tokenizer_config.json").string() + ": \"chat_template\"";
+  const json* t = member(cfg, "chat_template");
+  if (!t) {
+    const std::string jinja = (dir / "chat_template.jinja").string();
+    return file_exists(jinja) ? read_text_file(jinja) : std::string();
+  }
+  if (t->is_string()) return t->get<std::string>();
+  if (!t->is_array() || t->empty())
+    fail(where, " must be a string or a non-empty list of {\"name\", \"template\"}, got ", hf::brief(*t));
+  std::string chosen;
+  bool have_default = false;
+  for (size_t i = 0; i < t->size(); ++i) {
+    const json& entry = (*t)[i];
+    const json* name = member(entry, "name");
+    const json* tmpl = member(entry, "template");
+    if (!name || !name->is_string() || !tmpl || !tmpl->is_string())
+      fail(where, "[", i, "] must be an object with string \"name\" and \"template\", got ",
+           hf::brief(entry));
+    const bool is_default = name->get<std::string>() == "default";
+    if (i == 0 || (is_default && !have_default)) chosen = tmpl->get<std::string>();
+    have_default = have_default || is_default;
+  }
+  return chosen;
 }
 
 // Picks BOS or EOS: the template's token, then the side files, then well-known names.
@@ -226,8 +255,10 @@ std::unique_ptr<Tokenizer> build(const json& j, const std::string& path) {
       tok_config["add_bos_token"].is_boolean())
     vocab.add_bos = tok_config["add_bos_token"].get<bool>();
 
-  return std::make_unique<RankBpeTokenizer>(std::move(vocab), std::move(merges), std::move(literals),
-                                            std::move(config));
+  auto tok = std::make_unique<RankBpeTokenizer>(std::move(vocab), std::move(merges), std::move(literals),
+                                                std::move(config));
+  tok->set_chat_template(read_chat_template(tok_config, dir));
+  return tok;
 }
 
 }  // namespace

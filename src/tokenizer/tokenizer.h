@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace dspark {
@@ -53,10 +54,20 @@ class Tokenizer {
   // valid UTF-8 are kept as they are.
   std::string decode(const std::vector<int>& ids) const;
 
+  // The model's chat template (Jinja source) as its files give it: GGUF
+  // tokenizer.chat_template, tokenizer_config.json "chat_template" (or chat_template.jinja)
+  // beside tokenizer.json. "" when there is none (llama2.c files, most base models).
+  // ChatTemplate::from_source recognises its family; write_gguf writes it back.
+  const std::string& chat_template() const { return chat_template_; }
+  void set_chat_template(std::string source) { chat_template_ = std::move(source); }
+
   // Writes the tokenizer as GGUF metadata (tokenizer.ggml.*) that from_gguf reads back to a
   // tokenizer with the same vocabulary, special tokens and encoding. Throws Error naming the
   // tokenizer and the reason when it has no faithful GGUF form (the default).
   virtual void write_gguf(GgufWriter& w) const;
+
+ private:
+  std::string chat_template_;
 };
 
 // Incremental decoding for streaming: push token ids one at a time, get back only text
