@@ -104,8 +104,20 @@ TEST(OpenAiRequest, BadJsonNamesThePosition) {
   EXPECT_EQ(std::string(e.what()), e.message);
 
   EXPECT_NE(chat_error("").message.find("not valid JSON"), std::string::npos);
+  // nlohmann reports a number beyond double range as out_of_range, not as a parse error.
+  ApiError overflow = chat_error(chat_with(R"("temperature":1e999)"));
+  EXPECT_EQ(overflow.param, "");
+  EXPECT_NE(overflow.message.find("number overflow parsing '1e999'"), std::string::npos) << overflow.message;
+  EXPECT_EQ(overflow.message.find("[json.exception"), std::string::npos) << overflow.message;
   EXPECT_NE(chat_error("[1,2]").message.find("must be a JSON object, got array"), std::string::npos);
   EXPECT_NE(completion_error("\"text\"").message.find("got string"), std::string::npos);
+}
+
+TEST(OpenAiRequest, DeepNestingIsRefusedWithoutRecursion) {
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  EXPECT_EQ(completion_error(R"({"prompt":[)" + deep + "]}").param, "prompt");
+  EXPECT_EQ(chat_error(R"({"messages":)" + deep + "}").param, "messages[0]");
+  EXPECT_EQ(chat_error(chat_with(R"("stop":)" + deep)).param, "stop[0]");
 }
 
 TEST(OpenAiRequest, ChatMessages) {

@@ -40,8 +40,12 @@ namespace {
   throw ApiError(400, field + " is not supported by this server", param, "unsupported_parameter");
 }
 
-// The value as the client wrote it, shortened, for "got ..." in messages.
+// The value as the client wrote it, shortened, for "got ..." in messages. Arrays and objects
+// are only named: dumping one recurses once per nesting level, and a hostile body may nest
+// deeper than the stack (the parser itself does not recurse).
 std::string shown(const json& v) {
+  if (v.is_array()) return "an array";
+  if (v.is_object()) return "an object";
   std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
   return s.size() > 40 ? s.substr(0, 37) + "..." : s;
 }
@@ -104,8 +108,10 @@ json parse_body(const std::string& body) {
   json j;
   try {
     j = json::parse(body);
-  } catch (const json::parse_error& e) {
-    // what() starts with "[json.exception.parse_error.101] "; the rest names line and column.
+  } catch (const json::exception& e) {
+    // A parse_error ("[json.exception.parse_error.101] parse error at line 1, column 7: ...")
+    // or an out_of_range for a number too large for a double ("... number overflow parsing
+    // '1e999'"); the bracketed tag means nothing to a client.
     std::string why = e.what();
     if (auto p = why.find("] "); why.rfind("[json.exception", 0) == 0 && p != std::string::npos)
       why = why.substr(p + 2);
