@@ -1,6 +1,8 @@
 #include "server/http_server.h"
 
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
@@ -57,6 +59,25 @@ void send_error(httplib::Response& res, const ApiError& e) {
 std::string finish_reason(const RequestOutput& out, bool stopped_by_string) {
   if (stopped_by_string || out.reason == FinishReason::Stop) return "stop";
   return "length";
+}
+
+// The library listens with a backlog of 5: a burst of clients connecting at once (a load
+// test, many users starting together) overflows it, and the kernel then resets some of those
+// connections. Its socket is not exposed, so it is found among this process's descriptors
+// (the listening TCP socket on `port`); listening again on it only widens the queue.
+void widen_backlog(int port) {
+  for (int fd = 0; fd < 4096; ++fd) {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) continue;
+    int bound = -1;
+    if (addr.ss_family == AF_INET) bound = ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    if (addr.ss_family == AF_INET6) bound = ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+    int listening = 0;
+    socklen_t size = sizeof listening;
+    if (bound == port && getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) == 0 && listening)
+      ::listen(fd, SOMAXCONN);
+  }
 }
 
 }  // namespace
@@ -309,6 +330,7 @@ void HttpServer::bind() {
     port_ = impl_->http.bind_to_port(o.host, o.port) ? o.port : -1;
   if (port_ < 0)
     fail("cannot listen on ", o.host, ":", o.port, " (address in use, or not an address of this host)");
+  widen_backlog(port_);
 }
 
 void HttpServer::listen() { impl_->http.listen_after_bind(); }

@@ -35,7 +35,7 @@ class Serving {
   ~Serving();
 
   HttpServer& http() { return *http_; }
-  BatchEngine& engine() { return *engine_; }
+  EngineLoop::Load load() const { return loop_->load(); }  // safe from any thread
   const LoadedModel& model() const { return lm_; }
   std::string drafter_name() const;  // "none" without a drafter
 
