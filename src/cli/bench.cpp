@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/bench_quality.h"
+#include "cli/bench_serve.h"
 #include "cli/bench_spec.h"
 #include "cli/commands.h"
 #include "cli/json_output.h"
@@ -54,6 +55,7 @@ struct BenchOptions {
   bool json = false;
   bool store_profile = true;
   QualityOptions quality;
+  ServeBenchOptions serve;
   SpecBenchOptions spec;  // spec: drafters and sampling; model, -n, -f, threads, JSON copied in  // quality:
                           // types and text; the fields shared with the rest are copied in
 };
@@ -276,6 +278,21 @@ void run_bench(BenchOptions o) {
     run_bench_quality(q);
     return;
   }
+  if (o.mode == "serve") {
+    ServeBenchOptions& sv = o.serve;
+    if (o.models.size() > 1) fail("bench serve: one target model (-m) at a time");
+    sv.model = o.models.empty() ? "" : o.models[0];
+    sv.draft = o.spec.drafts.empty() ? "" : o.spec.drafts[0];
+    if (o.spec.drafts.size() > 1) fail("bench serve: one drafter (-d) at a time");
+    sv.prompt_file = o.quality.text_file;
+    sv.n = o.n;
+    sv.temperature = o.spec.temperature;
+    sv.threads = o.threads;
+    sv.json = o.json;
+    sv.json_path = o.json_path;
+    run_bench_serve(sv);
+    return;
+  }
   if (o.mode == "spec") {
     SpecBenchOptions& sp = o.spec;
     if (o.models.size() > 1) fail("bench spec: one target model (-m) at a time");
@@ -340,9 +357,10 @@ void add_bench(CLI::App& app) {
       app.add_subcommand("bench", "Measure bandwidth, decode speed, the verify cost curve, prefill");
   cmd->add_option("MODE", o->mode,
                   "What to measure: all (the speed modes), bandwidth, decode, verify, prefill, "
-                  "quality (each weight type against fp32), or spec (drafters against plain decoding)")
+                  "quality (each weight type against fp32), spec (drafters against plain decoding), or "
+                  "serve (the server under concurrent clients, per scheduler)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"all", "bandwidth", "decode", "verify", "prefill", "quality", "spec"}));
+      ->check(CLI::IsMember({"all", "bandwidth", "decode", "verify", "prefill", "quality", "spec", "serve"}));
   cmd->add_option("-m,--model", o->models,
                   "Model(s) to measure; repeat -m for several (default: the project's)");
   cmd->add_option("--tokenizer", o->tokenizer, "Tokenizer file (as for generate)");
@@ -393,6 +411,21 @@ void add_bench(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--seed", o->spec.seed, "spec: sampling seed")->capture_default_str();
+  cmd->add_option("--spec", o->serve.spec, "serve: drafter kind (default: from -d; ngram needs no -d)")
+      ->check(CLI::IsMember({"dspark", "dflash", "draft-model", "ngram"}));
+  cmd->add_option("--schedulers", o->serve.schedulers, "serve: comma-separated schedulers to compare")
+      ->capture_default_str();
+  cmd->add_option("--concurrency", o->serve.concurrency,
+                  "serve: comma-separated numbers of concurrent clients")
+      ->capture_default_str();
+  cmd->add_option("--seconds", o->serve.seconds, "serve: seconds of new requests per concurrency level")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--parallel", o->serve.parallel, "serve: server slots (default: the largest concurrency)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--ctx-size", o->serve.ctx_size, "serve: positions per slot (default: the model's)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--plot", o->serve.plot, "serve: write a PNG of throughput against per-user speed");
   cmd->add_flag("!--no-store", o->store_profile, "verify: do not store the curve in the cost profile cache");
   cmd->callback([o, json] {
     o->json = json->count() > 0;

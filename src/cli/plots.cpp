@@ -173,4 +173,32 @@ std::string plot_acceptance(const std::string& dir, const std::string& name, con
   return png;
 }
 
+std::string plot_throughput(const std::string& png, const std::string& title,
+                            const std::vector<ThroughputLine>& lines) {
+  const std::string base = png.size() > 4 && png.ends_with(".png") ? png.substr(0, png.size() - 4) : png;
+  const std::string script = base + ".gp", data = base + ".dat";
+  std::ostringstream d, s;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (i) d << "\n\n";
+    d << "# " << lines[i].label << ": per_user_tokens_per_second aggregate_tokens_per_second concurrency\n";
+    for (const ThroughputPoint& p : lines[i].points)
+      d << p.per_user << ' ' << p.aggregate << ' ' << p.concurrency << '\n';
+  }
+  write_text(data, d.str());
+  s << terminal(png, 900, 600) << "set title " << gp_quote(title) << "\n"
+    << "set grid\nset key outside bottom center horizontal\n"
+    << "set xlabel 'tokens/s per user (median)'\nset ylabel 'aggregate tokens/s'\nset yrange [0:*]\n"
+    << "plot ";
+  for (size_t i = 0; i < lines.size(); ++i) {
+    s << (i ? ", \\\n  " : "") << gp_quote(data) << " index " << i
+      << " using 1:2 with linespoints pointtype 7 title " << gp_quote(lines[i].label) << ", \\\n  "
+      << gp_quote(data) << " index " << i
+      << " using 1:2:(sprintf('%d', $3)) with labels offset 0.8,0.8 notitle";
+  }
+  s << "\n";
+  write_text(script, s.str());
+  run_gnuplot(script, png);
+  return png;
+}
+
 }  // namespace dspark::cli

@@ -29,6 +29,21 @@ struct AcceptanceLine {
 std::string plot_acceptance(const std::string& dir, const std::string& name, const std::string& title,
                             const std::vector<AcceptanceLine>& lines);
 
+struct ThroughputPoint {
+  double per_user, aggregate;  // tokens/s
+  int concurrency;
+};
+struct ThroughputLine {
+  std::string label;
+  std::vector<ThroughputPoint> points;
+};
+
+// Aggregate throughput against the speed each user sees, one line per scheduler through its
+// concurrency levels (labelled), as in the DSpark paper's serving figures. `png` ends in
+// .png; the script and data are written beside it. Returns the PNG's path.
+std::string plot_throughput(const std::string& png, const std::string& title,
+                            const std::vector<ThroughputLine>& lines);
+
 // `text` reduced to letters, digits, '.', '-' and '_' (others become '_'), for file names.
 std::string file_name_part(const std::string& text);
 
