@@ -1,14 +1,17 @@
 // The continuous-batching engine (src/engine/batch_engine.h) on the real models of
 // ../shared/models: with many requests at once, joining and leaving at different steps, each
 // request's greedy output equals plain decoding of that request alone, for every scheduler and
-// several drafters; sampling keeps the target's distribution; the queue, cancellation and bad
-// requests behave.
+// several drafters (a random-weight DSpark drafter with a confidence head among them, for the
+// confidence-driven schedulers); sampling keeps the target's distribution; the queue,
+// cancellation and bad requests behave.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <condition_variable>
+#include <filesystem>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "chi_square.h"
@@ -16,6 +19,7 @@
 #include "draft/model_drafter.h"
 #include "draft/ngram_drafter.h"
 #include "engine/batch_engine.h"
+#include "engine/drafter_setup.h"
 #include "engine/engine_loop.h"
 #include "engine/generator.h"
 #include "test_util.h"
@@ -109,6 +113,35 @@ std::vector<Finished> run_jobs(BatchEngine& engine, const Generator& gen, float 
   return fin;
 }
 
+// Each job decoded alone, greedily, without a drafter.
+std::vector<GenerateResult> plain_greedy(Generator& gen) {
+  std::vector<GenerateResult> plain;
+  for (const Job& j : kJobs) {
+    GenerateRequest req;
+    req.prompt = j.prompt;
+    req.max_tokens = j.max_tokens;
+    req.sampling.temperature = 0;
+    plain.push_back(gen.generate(req));
+  }
+  return plain;
+}
+
+// Every job finished with exactly its plain greedy tokens, text and finish reason; returns
+// the jobs' statistics together.
+SpecStats expect_plain(const std::vector<Finished>& fin, const std::vector<GenerateResult>& plain,
+                       const std::string& label) {
+  SpecStats total;
+  for (size_t i = 0; i < kJobs.size(); ++i) {
+    SCOPED_TRACE(label + " job " + std::to_string(i));
+    EXPECT_TRUE(fin[i].done);
+    EXPECT_EQ(fin[i].out.tokens, plain[i].tokens);
+    EXPECT_EQ(fin[i].text, plain[i].text);
+    EXPECT_EQ(fin[i].out.reason, plain[i].stopped ? FinishReason::Stop : FinishReason::Length);
+    total.add(fin[i].out.spec);
+  }
+  return total;
+}
+
 class BatchGreedy : public ::testing::TestWithParam<std::tuple<const char*, const char*>> {};
 
 TEST_P(BatchGreedy, EveryRequestEqualsItsPlainGreedyDecoding) {
@@ -116,16 +149,11 @@ TEST_P(BatchGreedy, EveryRequestEqualsItsPlainGreedyDecoding) {
   const LoadedModel lm = load_model(test::shared_model(model));
   ThreadPool pool(2);
   Generator gen(lm, pool);
-  std::vector<GenerateResult> plain;
+  const std::vector<GenerateResult> plain = plain_greedy(gen);
   std::vector<std::vector<int>> refs;
-  for (const Job& j : kJobs) {
-    GenerateRequest req;
-    req.prompt = j.prompt;
-    req.max_tokens = j.max_tokens;
-    req.sampling.temperature = 0;
-    plain.push_back(gen.generate(req));
-    refs.push_back(gen.tokenize_prompt(j.prompt));
-    refs.back().insert(refs.back().end(), plain.back().tokens.begin(), plain.back().tokens.end());
+  for (size_t i = 0; i < kJobs.size(); ++i) {
+    refs.push_back(gen.tokenize_prompt(kJobs[i].prompt));
+    refs.back().insert(refs.back().end(), plain[i].tokens.begin(), plain[i].tokens.end());
   }
 
   for (SchedulerKind kind :
@@ -159,15 +187,8 @@ TEST_P(BatchGreedy, EveryRequestEqualsItsPlainGreedyDecoding) {
       drafted_steps += r.drafted;
     };
     const std::vector<Finished> fin = run_jobs(engine, gen, 0.0f);
-    SpecStats total;
-    for (size_t i = 0; i < kJobs.size(); ++i) {
-      SCOPED_TRACE(std::string(model) + " " + dk + " " + scheduler_name(kind) + " job " + std::to_string(i));
-      ASSERT_TRUE(fin[i].done);
-      EXPECT_EQ(fin[i].out.tokens, plain[i].tokens);
-      EXPECT_EQ(fin[i].text, plain[i].text);
-      EXPECT_EQ(fin[i].out.reason, plain[i].stopped ? FinishReason::Stop : FinishReason::Length);
-      total.add(fin[i].out.spec);
-    }
+    const SpecStats total =
+        expect_plain(fin, plain, std::string(model) + " " + dk + " " + scheduler_name(kind));
     EXPECT_EQ(max_requests, 3) << "the slots ran requests together";
     EXPECT_EQ(engine.running(), 0);
     EXPECT_EQ(engine.kv_usage(), 0.0);
@@ -185,6 +206,85 @@ INSTANTIATE_TEST_SUITE_P(SharedModels, BatchGreedy,
                          ::testing::Combine(::testing::Values("tinystories-656k",
                                                               "stories260k/stories260K_q80.bin"),
                                             ::testing::Values("reference", "draft-model", "ngram")));
+
+// A Hugging Face config.json describing the target, which make_random_drafter.py copies.
+std::string target_config_dir(const std::string& path, const Model& m) {
+  if (std::filesystem::is_directory(path)) return path;
+  const ModelConfig& c = m.config;
+  const nlohmann::json j = {{"architectures", {"LlamaForCausalLM"}},
+                            {"model_type", "llama"},
+                            {"hidden_size", c.dim},
+                            {"num_attention_heads", c.n_heads},
+                            {"num_key_value_heads", c.n_kv_heads},
+                            {"head_dim", c.head_dim},
+                            {"intermediate_size", c.ffn_dim},
+                            {"vocab_size", c.vocab_size},
+                            {"num_hidden_layers", c.n_layers},
+                            {"rms_norm_eps", c.norm_eps},
+                            {"rope_theta", c.rope_theta},
+                            {"max_position_embeddings", c.max_seq_len},
+                            {"tie_word_embeddings", false}};
+  const std::string dir = test::temp_dir();
+  test::write_file(dir + "/config.json", j.dump());
+  return dir;
+}
+
+// A random-weight DSpark drafter checkpoint (Markov head and confidence head) for the target.
+std::string random_dspark_drafter(const std::string& path, const Model& m) {
+  const std::string out = test::temp_dir() + "/drafter";
+  const std::string layer_ids = m.config.n_layers > 2 ? "--layer-ids=0,1" : "--layer-ids=0";
+  std::string log;
+  const std::string cmd = "/usr/bin/python3 " + std::string(DSPARK_REFERENCE_DIR) +
+                          "/make_random_drafter.py --target " + target_config_dir(path, m) + " --out " + out +
+                          " --layers 1 " + layer_ids + " --seed 3 --confidence 1 2>&1";
+  EXPECT_EQ(test::run_command(cmd, &log), 0) << cmd << "\n" << log;
+  return out;
+}
+
+// The schedulers that read the drafter's confidences, with a DSpark drafter the engine makes
+// for its slots from a DrafterSource: every request still gets exactly its plain greedy output.
+class BatchGreedyDSpark : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(BatchGreedyDSpark, EveryRequestEqualsItsPlainGreedyDecoding) {
+  const std::string model = GetParam();
+  const std::string path = test::shared_model(model);
+  const LoadedModel lm = load_model(path);
+  ThreadPool pool(2);
+  Generator gen(lm, pool);
+  const std::vector<GenerateResult> plain = plain_greedy(gen);
+  const std::unique_ptr<DrafterSource> src =
+      load_drafter(random_dspark_drafter(path, *lm.model), "dspark", lm);
+  ASSERT_EQ(src->kind, DrafterKind::DSpark);
+  ASSERT_TRUE(make_drafter(*src, lm, pool, 1, 16)->has_confidence());
+
+  for (SchedulerKind kind : {SchedulerKind::Threshold, SchedulerKind::Prefix, SchedulerKind::Async}) {
+    EngineOptions o;
+    o.slots = 3;
+    o.context = 128;
+    o.prefill_chunk = 5;
+    o.scheduler = kind;
+    o.conf_threshold = 0.4f;
+    o.verify_seconds = flat_cost;
+    o.draft_gate = false;  // a random drafter rarely pays: draft every step anyway
+    BatchEngine engine(lm, src.get(), pool, o);
+    ASSERT_TRUE(engine.speculative());
+    int max_requests = 0;
+    engine.on_step = [&](const StepReport& r) { max_requests = std::max(max_requests, r.requests); };
+    const std::vector<Finished> fin = run_jobs(engine, gen, 0.0f);
+    const SpecStats total = expect_plain(fin, plain, model + " dspark " + scheduler_name(kind));
+    EXPECT_EQ(max_requests, 3) << "the slots ran requests together";
+    EXPECT_EQ(engine.running(), 0);
+    EXPECT_EQ(engine.kv_usage(), 0.0);
+    EXPECT_GT(total.drafted, 0) << scheduler_name(kind);
+    EXPECT_GT(total.verified, 0) << scheduler_name(kind) << ": some drafts reached the target";
+    if (kind == SchedulerKind::Threshold) {
+      EXPECT_LT(total.verified, total.drafted) << "0.4 cut some blocks short";
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(SharedModels, BatchGreedyDSpark,
+                         ::testing::Values("tinystories-656k", "stories260k/stories260K_q80.bin"));
 
 // At temperature 1 with rejection sampling, a request's second token must follow the
 // target's distribution given its first, whatever else is in the batch.
