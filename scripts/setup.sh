@@ -14,6 +14,7 @@ packages=(
   gnuplot-nox                          # PNG plots of dspark eval
   clang libclang-rt-14-dev clang-format  # fuzzing, sanitizers, format check
   nodejs                               # independent clients in tests (tests/gguf_js, tests/openai_js)
+  curl                                 # the server spoken to from a shell in tests (tests/server_curl.sh)
   prometheus                           # promtool checks the server's /metrics
 )
 missing=()
