@@ -223,6 +223,8 @@ double BatchEngine::verify_cost(int tokens) const {
   return (cost_scale_ > 0 ? cost_scale_ : 1.0) * options_.verify_seconds(tokens);
 }
 
+double BatchEngine::step_cost(int tokens) const { return step_overhead_ + verify_cost(tokens); }
+
 std::vector<int> BatchEngine::schedule(const std::vector<Slot*>& drafting, double draft_seconds,
                                        int other_tokens) {
   const SchedulerKind kind = options_.scheduler;
@@ -241,7 +243,7 @@ std::vector<int> BatchEngine::schedule(const std::vector<Slot*>& drafting, doubl
     survival[r] = s.survival;
   }
   if (kind == SchedulerKind::Threshold) return length;
-  const auto cost = [this](int tokens) { return verify_cost(tokens); };
+  const auto cost = [this](int tokens) { return step_cost(tokens); };
   length = schedule_prefixes(survival, draft_seconds, cost, other_tokens);
   if (kind == SchedulerKind::Prefix) return length;
   // async: the capacity the prefix scheduler found two steps ago (now, in the first two
@@ -284,7 +286,7 @@ bool BatchEngine::step() {
   // Whether to draft is decided before drafting, from earlier steps: that keeps it lossless.
   const SchedulerKind kind = options_.scheduler;
   const bool gated = options_.draft_gate && (kind == SchedulerKind::Prefix || kind == SchedulerKind::Async);
-  const auto cost = [this](int tokens) { return verify_cost(tokens); };
+  const auto cost = [this](int tokens) { return step_cost(tokens); };
   bool draft = drafter_ && kind != SchedulerKind::None && R > 0;
   if (draft && gated) draft = gate_.should_draft(R, report.prefill_tokens, cost);
   report.drafted = draft;
@@ -347,8 +349,9 @@ bool BatchEngine::step() {
   HiddenTaps taps{tap_layers_, taps_.data()};
   Timer verify;
   tf_.forward(batch_, cache_, logits_.data(), tap_width_ ? &taps : nullptr);
+  const double forward_seconds = verify.seconds();
   if (options_.verify_seconds) {  // how this machine runs now, against the cost profile
-    const double ratio = verify.seconds() / options_.verify_seconds(batch_.size());
+    const double ratio = forward_seconds / options_.verify_seconds(batch_.size());
     cost_scale_ = cost_scale_ > 0 ? 0.8 * cost_scale_ + 0.2 * ratio : ratio;
   }
 
@@ -428,6 +431,10 @@ bool BatchEngine::step() {
     gate_.record_step(R, committed_total, verified_total, draft_seconds, cost, report.prefill_tokens);
   release_finished();
   report.seconds = step_timer.seconds();
+  if (R > 0) {  // what a step costs besides drafting and the forward (sampling, callbacks)
+    const double overhead = std::max(0.0, report.seconds - forward_seconds - draft_seconds);
+    step_overhead_ = step_overhead_ > 0 ? 0.8 * step_overhead_ + 0.2 * overhead : overhead;
+  }
   if (on_step) on_step(report);
   return true;
 }

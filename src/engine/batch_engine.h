@@ -130,6 +130,9 @@ class BatchEngine {
   // The verification lengths of the drafting requests (survival computed inside).
   std::vector<int> schedule(const std::vector<Slot*>& drafting, double draft_seconds, int other_tokens);
   double verify_cost(int tokens) const;
+  // Seconds of a step over `tokens` without drafting: the forward plus the step's own
+  // overhead, which a step that commits more tokens per request pays only once.
+  double step_cost(int tokens) const;
 
   const LoadedModel& lm_;
   ThreadPool& pool_;
@@ -147,6 +150,7 @@ class BatchEngine {
   // Learned across steps and requests.
   StepDraftGate gate_;
   double cost_scale_ = 0;           // measured / profiled verification time (moving average)
+  double step_overhead_ = 0;        // seconds of a step outside drafting and the forward (average)
   SpecStats history_;               // every round: measured acceptance for drafters without a head
   std::deque<int> async_capacity_;  // drafts the prefix scheduler admitted in recent steps
   // Step scratch.

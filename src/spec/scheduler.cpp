@@ -146,8 +146,13 @@ StepDraftGate::StepDraftGate(int probe_every, int max_probe_every)
 
 bool StepDraftGate::pays(int R, int other, const std::function<double(int)>& verify_seconds) const {
   const double plain_rate = R / verify_seconds(other + R);
-  const int tokens = other + R + int(std::lround(R * verified_));
-  const double spec_rate = R * tau_ / (R * draft_seconds_ + verify_seconds(tokens));
+  // The expected token count is fractional: interpolate the curve between its neighbours.
+  const double tokens = other + R + R * verified_;
+  const int below = int(tokens);
+  const double frac = tokens - below;
+  const double verify = frac > 0 ? (1 - frac) * verify_seconds(below) + frac * verify_seconds(below + 1)
+                                 : verify_seconds(below);
+  const double spec_rate = R * tau_ / (R * draft_seconds_ + verify);
   return spec_rate >= plain_rate;
 }
 
