@@ -421,6 +421,10 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--seconds", o->serve.seconds, "serve: seconds of new requests per concurrency level")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--repeat", o->serve.repeat,
+                  "serve: rounds over every scheduler and level; the median round is reported")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--parallel", o->serve.parallel, "serve: server slots (default: the largest concurrency)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--ctx-size", o->serve.ctx_size, "serve: positions per slot (default: the model's)")

@@ -106,7 +106,8 @@ struct Level {
   int requests = 0, failed = 0;
   long tokens = 0;
   double seconds = 0;
-  double aggregate_tps = 0, per_user_tps = 0;  // median over requests for the latter
+  double aggregate_tps = 0, per_user_tps = 0;   // median over requests for the latter
+  double aggregate_min = 0, aggregate_max = 0;  // over the rounds
   double tau = 0, mean_verify = 0, drafted_steps = 0;
   double latency_p50 = 0, latency_p90 = 0, latency_p99 = 0, ttft_p50 = 0, ttft_p99 = 0;
 
@@ -118,6 +119,8 @@ struct Level {
             {"tokens", tokens},
             {"seconds", seconds},
             {"aggregate_tokens_per_second", aggregate_tps},
+            {"aggregate_tokens_per_second_min", aggregate_min},
+            {"aggregate_tokens_per_second_max", aggregate_max},
             {"per_user_tokens_per_second", per_user_tps},
             {"tau", tau},
             {"mean_verify_length", mean_verify},
@@ -237,33 +240,52 @@ void run_bench_serve(const ServeBenchOptions& o) {
   out["temperature"] = o.temperature;
   out["seconds_per_level"] = o.seconds;
   std::vector<Level> results;
-  std::fprintf(table, "%-9s %5s %8s %7s %10s %10s %6s %7s %7s %9s %9s %9s\n", "scheduler", "users",
-               "requests", "tokens", "agg tok/s", "user tok/s", "tau", "verify", "drafted", "lat p50",
+  std::fprintf(table, "%-9s %5s %8s %10s %11s %10s %6s %7s %7s %9s %9s %9s\n", "scheduler", "users",
+               "requests", "agg tok/s", "(rounds)", "user tok/s", "tau", "verify", "drafted", "lat p50",
                "lat p99", "ttft p50");
-  for (const std::string& name : schedulers) {
-    ServeConfig c = base;
-    c.engine.scheduler = parse_scheduler(name);
-    if (name == "none") c.spec = "none", c.draft.clear();
-    Serving serving(c, [&](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
-    if (name != "none") out["drafter"] = serving.drafter_name();
-    std::thread listener([&] { serving.http().listen(); });
+  // Every round runs every scheduler at every level, so slow spells of this shared machine
+  // fall on all of them alike; each (scheduler, level) reports the round of median
+  // aggregate throughput, with the spread over rounds.
+  std::map<std::pair<std::string, int>, std::vector<Level>> rounds;
+  for (int round = 0; round < o.repeat; ++round)
+    for (const std::string& name : schedulers) {
+      ServeConfig c = base;
+      c.engine.scheduler = parse_scheduler(name);
+      if (name == "none") c.spec = "none", c.draft.clear();
+      Serving serving(c, [&](const std::string& line) {
+        if (round == 0) std::fprintf(stderr, "%s\n", line.c_str());
+      });
+      if (name != "none") out["drafter"] = serving.drafter_name();
+      std::thread listener([&] { serving.http().listen(); });
+      for (int users : levels) {
+        Level l = drive(serving.http().port(), users, o.seconds, o, prompts);
+        l.scheduler = name;
+        if (l.failed) std::fprintf(stderr, "warning: %d requests failed\n", l.failed);
+        rounds[{name, users}].push_back(l);
+      }
+      serving.http().stop();
+      listener.join();
+    }
+  for (const std::string& name : schedulers)
     for (int users : levels) {
-      Level l = drive(serving.http().port(), users, o.seconds, o, prompts);
-      l.scheduler = name;
+      std::vector<Level>& r = rounds[{name, users}];
+      std::sort(r.begin(), r.end(),
+                [](const Level& x, const Level& y) { return x.aggregate_tps < y.aggregate_tps; });
+      Level l = r[r.size() / 2];
+      l.aggregate_min = r.front().aggregate_tps;
+      l.aggregate_max = r.back().aggregate_tps;
       const std::string drafted =
           name == "none" ? "-" : std::to_string(int(100 * l.drafted_steps + 0.5)) + "%";
-      std::fprintf(table, "%-9s %5d %8d %7ld %10.1f %10.1f %6.2f %7.2f %7s %8.0fms %8.0fms %8.0fms\n",
-                   name.c_str(), users, l.requests, l.tokens, l.aggregate_tps, l.per_user_tps, l.tau,
+      char spread[32];
+      std::snprintf(spread, sizeof spread, "%.0f-%.0f", l.aggregate_min, l.aggregate_max);
+      std::fprintf(table, "%-9s %5d %8d %10.1f %11s %10.1f %6.2f %7.2f %7s %8.0fms %8.0fms %8.0fms\n",
+                   name.c_str(), users, l.requests, l.aggregate_tps, spread, l.per_user_tps, l.tau,
                    l.mean_verify, drafted.c_str(), 1e3 * l.latency_p50, 1e3 * l.latency_p99,
                    1e3 * l.ttft_p50);
-      std::fflush(table);
-      if (l.failed) std::fprintf(stderr, "warning: %d requests failed\n", l.failed);
       results.push_back(l);
     }
-    serving.http().stop();
-    listener.join();
-  }
   for (const Level& l : results) out["results"].push_back(l.to_json());
+  out["rounds"] = o.repeat;
 
   if (!o.plot.empty()) {
     std::vector<ThroughputLine> lines;

@@ -15,6 +15,7 @@ struct ServeBenchOptions {
   std::string schedulers = "none,fixed,prefix,async";
   std::string concurrency = "1,4,16,64";
   double seconds = 20;  // per concurrency level: clients start requests until then
+  int repeat = 1;       // rounds over all schedulers and levels (the median is reported)
   int n = 64;           // max_tokens per request
   float temperature = 0;
   int parallel = 0;  // slots (0: the largest concurrency)
