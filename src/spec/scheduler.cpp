@@ -98,28 +98,41 @@ int prefix_length(const float* survival, int n, double draft_seconds,
   return schedule_prefixes({std::vector<float>(survival, survival + n)}, draft_seconds, verify_seconds)[0];
 }
 
-DraftGate::DraftGate(int probe_every, int max_probe_every)
-    : first_probe_every_(probe_every), max_probe_every_(max_probe_every), probe_every_(probe_every) {
-  if (probe_every < 1 || max_probe_every < probe_every)
-    fail("draft gate: probe intervals must satisfy 1 <= ", probe_every, " <= ", max_probe_every);
+ProbeBackoff::ProbeBackoff(int every, int max_every)
+    : first_every_(every), max_every_(max_every), every_(every) {
+  if (every < 1 || max_every < every)
+    fail("draft gate: probe intervals must satisfy 1 <= ", every, " <= ", max_every);
 }
 
-// Exponential moving averages: recent rounds matter most, as acceptance drifts with the text.
-constexpr double kDecay = 0.8;
-
-bool DraftGate::should_draft(double plain_step_seconds) {
+bool ProbeBackoff::should_draft(bool pays) {
   probing_ = false;
-  if (rounds_ == 0 || speculative_rate() * plain_step_seconds >= 1.0) {
+  if (pays) {
     skipped_ = 0;
     return true;
   }
-  if (skipped_ >= probe_every_) {
+  if (skipped_ >= every_) {
     skipped_ = 0;
     probing_ = true;
     return true;
   }
   ++skipped_;
   return false;
+}
+
+void ProbeBackoff::after_round(bool pays) {
+  if (pays)
+    every_ = first_every_;
+  else if (probing_)
+    every_ = std::min(2 * every_, max_every_);
+}
+
+DraftGate::DraftGate(int probe_every, int max_probe_every) : probe_(probe_every, max_probe_every) {}
+
+// Exponential moving averages: recent rounds matter most, as acceptance drifts with the text.
+constexpr double kDecay = 0.8;
+
+bool DraftGate::should_draft(double plain_step_seconds) {
+  return probe_.should_draft(rounds_ == 0 || speculative_rate() * plain_step_seconds >= 1.0);
 }
 
 void DraftGate::record_round(int committed, double seconds, double plain_step_seconds) {
@@ -130,19 +143,12 @@ void DraftGate::record_round(int committed, double seconds, double plain_step_se
     tokens_ = kDecay * tokens_ + (1 - kDecay) * committed;
     seconds_ = kDecay * seconds_ + (1 - kDecay) * seconds;
   }
-  if (speculative_rate() * plain_step_seconds >= 1.0)
-    probe_every_ = first_probe_every_;
-  else if (probing_)
-    probe_every_ = std::min(2 * probe_every_, max_probe_every_);
+  probe_.after_round(speculative_rate() * plain_step_seconds >= 1.0);
 }
 
 double DraftGate::speculative_rate() const { return seconds_ > 0 ? tokens_ / seconds_ : 0.0; }
 
-StepDraftGate::StepDraftGate(int probe_every, int max_probe_every)
-    : first_probe_every_(probe_every), max_probe_every_(max_probe_every), probe_every_(probe_every) {
-  if (probe_every < 1 || max_probe_every < probe_every)
-    fail("draft gate: probe intervals must satisfy 1 <= ", probe_every, " <= ", max_probe_every);
-}
+StepDraftGate::StepDraftGate(int probe_every, int max_probe_every) : probe_(probe_every, max_probe_every) {}
 
 bool StepDraftGate::pays(int R, int other, const std::function<double(int)>& verify_seconds) const {
   const double plain_rate = R / verify_seconds(other + R);
@@ -157,19 +163,8 @@ bool StepDraftGate::pays(int R, int other, const std::function<double(int)>& ver
 }
 
 bool StepDraftGate::should_draft(int R, int other, const std::function<double(int)>& verify_seconds) {
-  probing_ = false;
-  if (R <= 0) return false;
-  if (steps_ == 0 || pays(R, other, verify_seconds)) {
-    skipped_ = 0;
-    return true;
-  }
-  if (skipped_ >= probe_every_) {
-    skipped_ = 0;
-    probing_ = true;
-    return true;
-  }
-  ++skipped_;
-  return false;
+  if (R <= 0) return false;  // nothing to decode: not a skipped step either
+  return probe_.should_draft(steps_ == 0 || pays(R, other, verify_seconds));
 }
 
 void StepDraftGate::record_step(int R, int committed, int verified, double draft_seconds,
@@ -183,10 +178,7 @@ void StepDraftGate::record_step(int R, int committed, int verified, double draft
     verified_ = kDecay * verified_ + (1 - kDecay) * v;
     draft_seconds_ = kDecay * draft_seconds_ + (1 - kDecay) * d;
   }
-  if (pays(R, other, verify_seconds))
-    probe_every_ = first_probe_every_;
-  else if (probing_)
-    probe_every_ = std::min(2 * probe_every_, max_probe_every_);
+  probe_.after_round(pays(R, other, verify_seconds));
 }
 
 }  // namespace dspark

@@ -48,12 +48,27 @@ std::vector<int> top_k_prefixes(const std::vector<std::vector<float>>& survival,
 int prefix_length(const float* survival, int n, double draft_seconds,
                   const std::function<double(int)>& verify_seconds);
 
+// A gate's fallback when drafting does not pay: draft once anyway after `every` skipped
+// rounds, so a drafter that becomes useful again is noticed; each probe that does not pay
+// doubles the interval (up to `max_every`), so a useless drafter costs almost nothing.
+class ProbeBackoff {
+ public:
+  ProbeBackoff(int every, int max_every);
+  // Before a round: whether to draft, given whether drafting is expected to pay.
+  bool should_draft(bool pays);
+  // After a round that drafted: whether drafting now looks like it pays.
+  void after_round(bool pays);
+
+ private:
+  const int first_every_, max_every_;
+  int every_, skipped_ = 0;
+  bool probing_ = false;  // the last round drafted only because of a probe
+};
+
 // Decides before each round whether to draft. It compares the measured rate of speculative
 // rounds (tokens committed per second, moving averages) with the rate of a plain decode step
-// (the caller's current estimate) and drafts when speculation is at least as fast. After
-// `probe_every` skipped rounds it drafts once anyway, so a drafter that becomes useful again
-// is noticed; each probe that does not pay doubles the interval (up to max_probe_every), so
-// a useless drafter costs almost nothing.
+// (the caller's current estimate) and drafts when speculation is at least as fast; otherwise
+// it probes (ProbeBackoff).
 class DraftGate {
  public:
   explicit DraftGate(int probe_every = 8, int max_probe_every = 512);
@@ -65,17 +80,15 @@ class DraftGate {
 
  private:
   double tokens_ = 0, seconds_ = 0;  // moving averages per speculative round
-  int rounds_ = 0, skipped_ = 0;
-  const int first_probe_every_, max_probe_every_;
-  int probe_every_;
-  bool probing_ = false;  // the last round drafted only because of a probe
+  int rounds_ = 0;
+  ProbeBackoff probe_;
 };
 
 // DraftGate for a batch of requests: whether the whole step drafts. Because the load
 // changes from step to step, it predicts rather than replays: from earlier drafting steps
 // it keeps per request the tokens committed (tau), the drafts verified and the drafting
 // time, and drafts when R * tau / (R * t_draft + t_verify(other + R * (1 + verified))) is at
-// least the plain step's R / t_verify(other + R). Skipped steps are probed like DraftGate's.
+// least the plain step's R / t_verify(other + R); otherwise it probes (ProbeBackoff).
 class StepDraftGate {
  public:
   explicit StepDraftGate(int probe_every = 8, int max_probe_every = 512);
@@ -89,10 +102,8 @@ class StepDraftGate {
  private:
   bool pays(int requests, int other_tokens, const std::function<double(int)>& verify_seconds) const;
   double tau_ = 0, verified_ = 0, draft_seconds_ = 0;  // moving averages per request
-  int steps_ = 0, skipped_ = 0;
-  const int first_probe_every_, max_probe_every_;
-  int probe_every_;
-  bool probing_ = false;
+  int steps_ = 0;
+  ProbeBackoff probe_;
 };
 
 }  // namespace dspark
