@@ -16,7 +16,8 @@ std::string dspark() { return DSPARK_BINARY; }
 std::string tinystories() { return test::shared_model("tinystories-656k"); }
 
 TEST(Cli, EverySubcommandAnswersHelp) {
-  for (const char* sub : {"", "generate", "info"}) {
+  for (const char* sub : {"", "generate", "info", "serve", "bench", "synth", "quantize", "calibrate", "eval",
+                          "train-draft", "train-tokenizer", "train-lm"}) {
     std::string out;
     EXPECT_EQ(run_command(dspark() + " " + sub + " --help", &out), 0) << sub;
     EXPECT_THAT(out, HasSubstr("Usage")) << sub;
