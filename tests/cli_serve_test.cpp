@@ -65,7 +65,9 @@ TEST(CliServe, BenchServeReportsEverySchedulerAndLevel) {
     EXPECT_GT(r["aggregate_tokens_per_second"].get<double>(), 0);
     EXPECT_GT(r["per_user_tokens_per_second"].get<double>(), 0);
     EXPECT_LE(r["ttft_p50"].get<double>(), r["latency_p50"].get<double>());
-    if (r["scheduler"] == "none") EXPECT_EQ(r["tau"], 0.0);
+    if (r["scheduler"] == "none") {
+      EXPECT_EQ(r["tau"], 0.0);
+    }
   }
   EXPECT_EQ(j["results"][0]["scheduler"], "none");
   EXPECT_EQ(j["results"][1]["concurrency"], 3);
