@@ -22,6 +22,7 @@
 #include "engine/drafter_setup.h"
 #include "engine/engine_loop.h"
 #include "engine/generator.h"
+#include "random_drafter.h"
 #include "test_util.h"
 
 namespace dspark {
@@ -207,40 +208,6 @@ INSTANTIATE_TEST_SUITE_P(SharedModels, BatchGreedy,
                                                               "stories260k/stories260K_q80.bin"),
                                             ::testing::Values("reference", "draft-model", "ngram")));
 
-// A Hugging Face config.json describing the target, which make_random_drafter.py copies.
-std::string target_config_dir(const std::string& path, const Model& m) {
-  if (std::filesystem::is_directory(path)) return path;
-  const ModelConfig& c = m.config;
-  const nlohmann::json j = {{"architectures", {"LlamaForCausalLM"}},
-                            {"model_type", "llama"},
-                            {"hidden_size", c.dim},
-                            {"num_attention_heads", c.n_heads},
-                            {"num_key_value_heads", c.n_kv_heads},
-                            {"head_dim", c.head_dim},
-                            {"intermediate_size", c.ffn_dim},
-                            {"vocab_size", c.vocab_size},
-                            {"num_hidden_layers", c.n_layers},
-                            {"rms_norm_eps", c.norm_eps},
-                            {"rope_theta", c.rope_theta},
-                            {"max_position_embeddings", c.max_seq_len},
-                            {"tie_word_embeddings", false}};
-  const std::string dir = test::temp_dir();
-  test::write_file(dir + "/config.json", j.dump());
-  return dir;
-}
-
-// A random-weight DSpark drafter checkpoint (Markov head and confidence head) for the target.
-std::string random_dspark_drafter(const std::string& path, const Model& m) {
-  const std::string out = test::temp_dir() + "/drafter";
-  const std::string layer_ids = m.config.n_layers > 2 ? "--layer-ids=0,1" : "--layer-ids=0";
-  std::string log;
-  const std::string cmd = "/usr/bin/python3 " + std::string(DSPARK_REFERENCE_DIR) +
-                          "/make_random_drafter.py --target " + target_config_dir(path, m) + " --out " + out +
-                          " --layers 1 " + layer_ids + " --seed 3 --confidence 1 2>&1";
-  EXPECT_EQ(test::run_command(cmd, &log), 0) << cmd << "\n" << log;
-  return out;
-}
-
 // The schedulers that read the drafter's confidences, with a DSpark drafter the engine makes
 // for its slots from a DrafterSource: every request still gets exactly its plain greedy output.
 class BatchGreedyDSpark : public ::testing::TestWithParam<const char*> {};
@@ -253,7 +220,7 @@ TEST_P(BatchGreedyDSpark, EveryRequestEqualsItsPlainGreedyDecoding) {
   Generator gen(lm, pool);
   const std::vector<GenerateResult> plain = plain_greedy(gen);
   const std::unique_ptr<DrafterSource> src =
-      load_drafter(random_dspark_drafter(path, *lm.model), "dspark", lm);
+      load_drafter(test::random_drafter(path, *lm.model, "--seed 3 --confidence 1"), "dspark", lm);
   ASSERT_EQ(src->kind, DrafterKind::DSpark);
   ASSERT_TRUE(make_drafter(*src, lm, pool, 1, 16)->has_confidence());
 

@@ -21,6 +21,7 @@
 #include "engine/drafter_setup.h"
 #include "engine/speculative_generator.h"
 #include "model/transformer.h"
+#include "random_drafter.h"
 #include "test_util.h"
 
 namespace dspark {
@@ -41,40 +42,6 @@ std::string error_of(const std::function<void()>& fn) {
 
 const char* kModels[] = {"tinystories-656k", "stories260k/stories260K_q80.bin",
                          "aidreams260k/aidreams260K.bin"};
-
-// A Hugging Face config.json describing the target, which make_random_drafter.py copies.
-std::string target_config_dir(const std::string& path, const Model& m) {
-  if (std::filesystem::is_directory(path)) return path;
-  const ModelConfig& c = m.config;
-  const nlohmann::json j = {{"architectures", {"LlamaForCausalLM"}},
-                            {"model_type", "llama"},
-                            {"hidden_size", c.dim},
-                            {"num_attention_heads", c.n_heads},
-                            {"num_key_value_heads", c.n_kv_heads},
-                            {"head_dim", c.head_dim},
-                            {"intermediate_size", c.ffn_dim},
-                            {"vocab_size", c.vocab_size},
-                            {"num_hidden_layers", c.n_layers},
-                            {"rms_norm_eps", c.norm_eps},
-                            {"rope_theta", c.rope_theta},
-                            {"max_position_embeddings", c.max_seq_len},
-                            {"tie_word_embeddings", false}};
-  const std::string dir = test::temp_dir();
-  test::write_file(dir + "/config.json", j.dump());
-  return dir;
-}
-
-// A random-weight DSpark drafter checkpoint for the target (block 4 unless given).
-std::string random_drafter(const std::string& path, const Model& m, const std::string& args) {
-  const std::string out = test::temp_dir() + "/drafter";
-  const std::string layer_ids = m.config.n_layers > 2 ? "--layer-ids=0,1" : "--layer-ids=0";
-  std::string log;
-  const std::string cmd = "/usr/bin/python3 " + std::string(DSPARK_REFERENCE_DIR) +
-                          "/make_random_drafter.py --target " + target_config_dir(path, m) + " --out " + out +
-                          " --layers 1 " + layer_ids + " " + args + " 2>&1";
-  EXPECT_EQ(test::run_command(cmd, &log), 0) << cmd << "\n" << log;
-  return out;
-}
 
 // The target with only its first n layers: a draft model sharing the target's vocabulary.
 LoadedModel first_layers(const LoadedModel& target, int n) {
@@ -139,7 +106,8 @@ TEST_P(GreedyLossless, OutputEqualsPlainGreedyDecoding) {
       const std::string args = kind == "dflash"       ? "--head none --confidence 0"
                                : kind == "dspark-rnn" ? "--seed 3 --head rnn"
                                                       : "--seed 3";
-      src = load_drafter(random_drafter(path, *lm.model, args), kind == "dflash" ? "dflash" : "dspark", lm);
+      src = load_drafter(test::random_drafter(path, *lm.model, args), kind == "dflash" ? "dflash" : "dspark",
+                         lm);
       drafter = make_drafter(*src, lm, pool, 1, cap);
       if (kind == "dspark-threshold") {
         so.scheduler = SchedulerKind::Threshold;
@@ -235,7 +203,7 @@ TEST(Rollback, CachesEqualACleanRecomputation) {
   req.sampling.temperature = 0.9f;  // rejections and acceptances of every length
   for (uint64_t seed : {1u, 2u, 3u}) {
     req.seed = seed;
-    const auto src = load_drafter(random_drafter(path, m, "--seed 5 --block-size 5"), "dspark", lm);
+    const auto src = load_drafter(test::random_drafter(path, m, "--seed 5 --block-size 5"), "dspark", lm);
     auto drafter = make_drafter(*src, lm, pool, 1, 128);
     const int P = int(Generator(lm, pool).tokenize_prompt(req.prompt).size());
     LoadedModel small = first_layers(lm, 1);
@@ -322,7 +290,7 @@ TEST(RepetitionPenalty, AppliedAlikeToDraftsAndTarget) {
   NgramDrafter ngram;
   LoadedModel small = first_layers(lm, 1);
   ModelDrafter model_drafter(*small.model, pool, 1, 128);
-  const auto src = load_drafter(random_drafter(path, *lm.model, "--seed 3"), "dspark", lm);
+  const auto src = load_drafter(test::random_drafter(path, *lm.model, "--seed 3"), "dspark", lm);
   auto dspark = make_drafter(*src, lm, pool, 1, 128);
   for (Drafter* d : {static_cast<Drafter*>(&ngram), static_cast<Drafter*>(&model_drafter), dspark.get()}) {
     SpeculativeGenerator gen(lm, *d, pool, SpecOptions{});
@@ -390,7 +358,7 @@ double worst_p_value(const std::string& kind, AcceptRule rule, std::string* tabl
   std::unique_ptr<Drafter> drafter;
   LoadedModel small;
   if (kind.rfind("dspark", 0) == 0) {
-    src = load_drafter(random_drafter(path, *lm.model, "--seed 9 --block-size 3"), "dspark", lm);
+    src = load_drafter(test::random_drafter(path, *lm.model, "--seed 9 --block-size 3"), "dspark", lm);
     drafter = make_drafter(*src, lm, pool, 1, 16);
     if (kind == "dspark-threshold") {
       so.scheduler = SchedulerKind::Threshold;
@@ -470,10 +438,10 @@ TEST(SpecErrors, DrafterThatDoesNotFitItsTarget) {
   const LoadedModel aidreams = load_model(test::shared_model("aidreams260k/aidreams260K.bin"));
   const LoadedModel stories = load_model(test::shared_model("stories260k/stories260K_q80.bin"));
   // A drafter made for TinyStories-656K (hidden 128) against aidreams260K (hidden 64).
-  const std::string drafter = random_drafter(ts, *tiny.model, "--seed 1");
+  const std::string drafter = test::random_drafter(ts, *tiny.model, "--seed 1");
   EXPECT_THAT(error_of([&] { load_drafter(drafter, "", aidreams); }), HasSubstr("hidden"));
   // No heads: dflash only.
-  const std::string bare = random_drafter(ts, *tiny.model, "--head none --confidence 0");
+  const std::string bare = test::random_drafter(ts, *tiny.model, "--head none --confidence 0");
   EXPECT_THAT(error_of([&] { load_drafter(bare, "dspark", tiny); }), HasSubstr("use --spec dflash"));
   EXPECT_EQ(load_drafter(bare, "", tiny)->kind, DrafterKind::DFlash);
   EXPECT_EQ(load_drafter(drafter, "", tiny)->kind, DrafterKind::DSpark);
